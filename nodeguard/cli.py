@@ -1,0 +1,158 @@
+"""The ``nodeguard`` command line.
+
+Each subcommand is a small function that loads the config once, calls the
+module that owns the concern, prints, and returns an exit code:
+0 success, 1 some action failed, 2 bad config or usage, 3 another pass holds the lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+
+from nodeguard import __version__
+from nodeguard.config import Config, ConfigError, load_config
+from nodeguard.config.docs import render_sample
+from nodeguard.config.loader import embedded_default_text
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_LOCKED = 3
+
+Handler = Callable[[argparse.Namespace, Config], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nodeguard", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    parser.add_argument("--version", action="version", version=f"nodeguard {__version__}")
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=None,
+        help="main config file (default /etc/nodeguard/nodeguard.yaml, "
+        "else the embedded default); drop-ins come from conf.d/ beside it",
+    )
+    parser.add_argument(
+        "--no-dropins", action="store_true", help="ignore conf.d/*.yaml (for checking one file)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    config = sub.add_parser("config", help="validate, show or generate configuration")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    config_sub.add_parser("validate", help="check the config; exit 2 with every problem")
+    config_sub.add_parser("show", help="print the effective config as JSON")
+    config_sub.add_parser("sample", help="print a commented sample config")
+    config_sub.add_parser("default", help="print the embedded default config")
+
+    rotate = sub.add_parser("rotate", help="run one rotation pass now")
+    _add_pass_options(rotate)
+    rotate.add_argument(
+        "--policy", action="append", metavar="NAME", help="only this policy (repeatable)"
+    )
+    rotate.add_argument(
+        "--force", action="store_true", help="rotate every matching file regardless of size"
+    )
+
+    run = sub.add_parser("run", help="the main job: today, the rotation pass")
+    run.add_argument(
+        "--once",
+        action="store_true",
+        required=True,
+        help="run one cycle and exit (the daemon loop comes later)",
+    )
+    _add_pass_options(run)
+
+    for module in _plugin_commands():
+        module.add_parser(sub)
+    return parser
+
+
+def _add_pass_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-n",
+        "--dry-run",
+        action="store_true",
+        help="change nothing; print what would be done and why",
+    )
+    parser.add_argument("--json", action="store_true", help="print a machine-readable report")
+
+
+def _plugin_commands() -> list[ModuleType]:
+    """Subcommands owned by their concern's module (an explicit table, no scanning).
+
+    Each module has ``add_parser(sub)``, which sets ``handler`` as a parser default.
+    """
+    from nodeguard.containers import command as containers_command
+    from nodeguard.docker import command as docker_command
+
+    return [docker_command, containers_command]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "config" and args.config_command in ("sample", "default"):
+        text = render_sample() if args.config_command == "sample" else embedded_default_text()
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        config = load_config(args.config, dropins=not args.no_dropins)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"nodeguard: {problem}", file=sys.stderr)
+        print(
+            f"nodeguard: configuration invalid ({len(exc.problems)} problem(s)); "
+            "nothing was changed",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    handler: Handler = getattr(args, "handler", None) or _HANDLERS[args.command]
+    return handler(args, config)
+
+
+def _config(args: argparse.Namespace, config: Config) -> int:
+    if args.config_command == "validate":
+        print(f"configuration OK: {', '.join(config.sources)} ({len(config.policies)} policies)")
+        return EXIT_OK
+    print(json.dumps(_jsonable(config), indent=2, sort_keys=False))
+    return EXIT_OK
+
+
+def _jsonable(value: object) -> object:
+    from dataclasses import fields, is_dataclass
+
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "items"):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _rotate(args: argparse.Namespace, config: Config) -> int:
+    from nodeguard.rotation.command import run_rotation
+
+    code: int = run_rotation(args, config)
+    return code
+
+
+_HANDLERS: dict[str, Handler] = {
+    "config": _config,
+    "rotate": _rotate,
+    "run": _rotate,
+}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Docker: daemon.json logging keys and the containers' own log files."""
