@@ -8,6 +8,8 @@ folder. A reader sees the old content or the new, never a torn file.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -78,3 +80,37 @@ def open_dir(path: Path | str, dir_fd: int | None = None) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+_RENAME_NOREPLACE = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+_renameat2 = getattr(_libc, "renameat2", None)
+
+
+def rename_noreplace(src_dir_fd: int, src: str, dst_dir_fd: int, dst: str) -> None:
+    """Rename within directory fds, failing with EEXIST instead of replacing ``dst``.
+
+    Neither name is followed if it is a symlink (rename acts on directory entries).
+    Filesystems without RENAME_NOREPLACE fall back to a check then rename.
+    """
+    if _renameat2 is not None:
+        rc = _renameat2(
+            src_dir_fd, os.fsencode(src), dst_dir_fd, os.fsencode(dst), _RENAME_NOREPLACE
+        )
+        if rc == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOSYS):
+            raise OSError(err, os.strerror(err), dst)
+    if entry_exists(dst, dst_dir_fd):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst)
+    os.rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+
+
+def entry_exists(name: str, dir_fd: int) -> bool:
+    """Whether a directory entry exists (a dangling symlink counts)."""
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True

@@ -26,7 +26,8 @@ def _yaml_value(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, str):
-        return json.dumps(value) if value[:1] in "0123456789*[{!&" or ":" in value else value
+        quoted: str = json.dumps(value)
+        return quoted if value[:1] in "0123456789*[{!&" or ":" in value else value
     text: str = json.dumps(value)
     return text
 
@@ -77,7 +78,8 @@ def _type_text(spec: Field) -> str:
         return " \\| ".join(f"`{c}`" for c in spec.choices)
     if spec.kind in (Kind.SECTION, Kind.SECTION_LIST) and spec.section is not None:
         return f"{spec.kind.value} ([{spec.section.name}](#{spec.section.name}))"
-    return spec.kind.value + (" or null" if spec.nullable else "")
+    text: str = spec.kind.value
+    return text + (" or null" if spec.nullable else "")
 
 
 def _default_text(spec: Field) -> str:

@@ -57,6 +57,7 @@ class ContainersConfig:
     containers_dir: Path = Path("/var/log/containers")
     docker_root: Path = Path("/var/lib/docker")
     kubelet_config: Path = Path("/var/lib/kubelet/config.yaml")
+    remove_orphaned_pod_logs_after: int | None = None
 
 
 @dataclass(frozen=True)

@@ -424,10 +424,23 @@ POLICY = Section(
     ),
 )
 
+# A pod's log directory exists before its first container starts (image pulls can take
+# long); removing it sooner would race kubelet.
+MIN_ORPHAN_AGE = 3600
+
+
+def _check_containers(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    after = values.get("remove_orphaned_pod_logs_after")
+    if after is not None and after < MIN_ORPHAN_AGE:
+        return [("remove_orphaned_pod_logs_after", f"must be at least 1h (got {after}s)")]
+    return []
+
+
 CONTAINERS = Section(
     name="containers",
     doc="Where the node keeps container logs (kubelet's and Docker's layouts).",
     build=model.ContainersConfig,
+    check=_check_containers,
     fields=(
         Field("pods_dir", Kind.PATH, "kubelet's pod log root.", "/var/log/pods"),
         Field(
@@ -442,6 +455,16 @@ CONTAINERS = Section(
             Kind.PATH,
             "kubelet's KubeletConfiguration file.",
             "/var/lib/kubelet/config.yaml",
+        ),
+        Field(
+            "remove_orphaned_pod_logs_after",
+            Kind.DURATION,
+            "Let `nodeguard containers --apply` remove a pod log directory that no "
+            "container refers to any more once nothing in it changed for this long. "
+            "Null never removes them (they are only reported). At least 1h.",
+            None,
+            example="7d",
+            nullable=True,
         ),
     ),
 )

@@ -1,0 +1,1 @@
+"""Retention: logrotate-style rotation of log files, safe against hostile trees."""

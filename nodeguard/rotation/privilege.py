@@ -1,0 +1,65 @@
+"""Run one policy's pass as another user (the ``su`` setting).
+
+User ids are per process, not per thread, so the pass runs in a forked child
+that drops to the user and group for good and sends its records back as JSON
+through a pipe. Nothing it does can act with root's rights.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict
+
+from nodeguard.rotation.report import FAILED, Record
+
+Handled = dict[tuple[int, int], str]
+PassResult = tuple[list[Record], Handled]
+
+
+def run_as(user_group: tuple[str, str], job: Callable[[], PassResult]) -> PassResult:
+    """Run ``job`` in a child process as ``user_group``; return what it returned."""
+    uid = pwd.getpwnam(user_group[0]).pw_uid
+    gid = grp.getgrnam(user_group[1]).gr_gid
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        os.close(read_fd)
+        _child(uid, gid, job, write_fd)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        payload = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    try:
+        body = json.loads(payload)
+        records = [Record(**r) for r in body["records"]]
+        handled = {(int(d), int(i)): p for d, i, p in body["handled"]}
+    except (ValueError, KeyError, TypeError):
+        reason = f"pass as {user_group[0]}:{user_group[1]} died (wait status {status})"
+        return [Record("?", "", "su", FAILED, reason)], {}
+    return records, handled
+
+
+def _child(uid: int, gid: int, job: Callable[[], PassResult], write_fd: int) -> None:
+    code = 0
+    try:
+        os.setgroups([gid])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        records, handled = job()
+        body = {
+            "records": [asdict(r) for r in records],
+            "handled": [[d, i, p] for (d, i), p in handled.items()],
+        }
+    except BaseException:  # report anything, never fall back into the parent's code
+        body = {"error": traceback.format_exc()}
+        code = 1
+    data = json.dumps(body).encode()
+    view = memoryview(data)
+    while view:
+        view = view[os.write(write_fd, view) :]
+    os._exit(code)
