@@ -79,3 +79,11 @@ def format_size(nbytes: int) -> str:
             return f"{int(value)}B" if unit == "B" else f"{value:.1f}{unit}"
         value /= 1024
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def format_duration(seconds: int) -> str:
+    """Render seconds in the largest unit that divides them (``30d``, ``90m``)."""
+    for unit in ("w", "d", "h", "m"):
+        if seconds and seconds % DURATION_UNITS[unit] == 0:
+            return f"{seconds // DURATION_UNITS[unit]}{unit}"
+    return f"{seconds}s"

@@ -7,6 +7,7 @@ import sys
 from datetime import UTC, datetime
 
 from nodeguard.config.model import Config
+from nodeguard.config.units import format_duration, format_size
 from nodeguard.rotation.engine import PassOptions, World, run_pass
 from nodeguard.rotation.report import DONE, Report
 from nodeguard.state import LockBusy, StateFile, pass_lock
@@ -34,8 +35,25 @@ def run_rotation(args: argparse.Namespace, config: Config, world: World | None =
         except LockBusy as exc:
             print(f"nodeguard: another pass is running: {exc}", file=sys.stderr)
             return EXIT_LOCKED
-    sys.stdout.write(report.to_json() + "\n" if args.json else report.render_text())
+    if args.json:
+        sys.stdout.write(report.to_json() + "\n")
+    else:
+        sys.stdout.write(_header(config, names) + report.render_text())
     return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def _header(config: Config, names: tuple[str, ...]) -> str:
+    """Which config and policies this pass used, so a plan reads on its own."""
+    lines = [f"config: {', '.join(config.sources)}"]
+    for p in config.policies:
+        if names and p.name not in names:
+            continue
+        age = f", max_age {format_duration(p.max_age)}" if p.max_age else ""
+        lines.append(
+            f"policy {p.name}: {' '.join(p.paths)} (max_size {format_size(p.max_size)}"
+            f", max_files {p.max_files}{age}, {p.method}, compress {p.compress})"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _locked_pass(config: Config, options: PassOptions, world: World | None) -> Report:

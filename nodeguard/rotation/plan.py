@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from nodeguard.config.model import Policy
-from nodeguard.config.units import format_size
+from nodeguard.config.units import format_duration, format_size
 from nodeguard.rotation import naming
 
 
@@ -84,7 +84,7 @@ def _retain(
         if len(kept) >= policy.keep_rotated:
             why = f"beyond max_files {policy.max_files} (live file + {policy.keep_rotated} rotated)"
         elif cutoff is not None and sibling is not fresh and sibling.mtime < cutoff:
-            why = f"older than max_age {policy.max_age}s"
+            why = f"older than max_age {format_duration(policy.max_age)}"
         else:
             kept.append(sibling)
             continue

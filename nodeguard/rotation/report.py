@@ -65,7 +65,7 @@ class Report:
         return json.dumps(body, indent=1)
 
     def render_text(self, verbose: bool = False) -> str:
-        lines = ["nodeguard: dry run, nothing was changed"] if self.dry_run else []
+        lines = ["dry run: nothing was changed"] if self.dry_run else []
         lines += [f"note: {n}" for n in self.notes]
         for record in self.records:
             if verbose or (record.result not in (UNCHANGED,) and record.action != "keep"):
@@ -103,10 +103,14 @@ _VERBS = {
 
 def _line(record: Record, dry_run: bool) -> str:
     verb = _VERBS.get(record.action, record.action)
-    if record.result == PLANNED:
+    if record.action == "skip":
+        verb = "skipped"
+    elif record.action == "refuse":
+        verb = "REFUSED"
+    elif record.result == PLANNED:
         verb = f"would {verb}"
-    elif record.result in (FAILED, REFUSED, SKIPPED):
-        verb = f"{record.result.upper()} {verb}"
+    elif record.result == FAILED:
+        verb = f"FAILED to {verb}"
     size = f" [{format_size(record.bytes_before)}]" if record.bytes_before is not None else ""
     target = f" -> {record.target}" if record.target else ""
     error = f": {record.error}" if record.error else ""
