@@ -69,6 +69,8 @@ class DockerConfig:
     log_driver: str = "json-file"
     log_opts: Mapping[str, str] = field(default_factory=dict)
     restart: bool = False
+    restart_command: str = "systemctl restart docker.service"
+    validate_with_dockerd: bool = True
 
 
 @dataclass(frozen=True)

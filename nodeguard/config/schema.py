@@ -253,13 +253,15 @@ def _check_policy(values: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def _check_docker(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     # Imported here: the docker module's rules are the single source for log-opts.
+    from nodeguard.docker.restart import restart_problem
     from nodeguard.docker.rules import validate_log_config
 
     driver = values.get("log_driver")
     opts = values.get("log_opts")
+    problems = restart_problem(values.get("restart_command"))
     if not isinstance(driver, str) or opts is None:
-        return []
-    return [("log_opts", msg) for msg in validate_log_config(driver, dict(opts))]
+        return problems
+    return problems + [("log_opts", msg) for msg in validate_log_config(driver, dict(opts))]
 
 
 # --- the schema itself -----------------------------------------------------------
@@ -499,6 +501,20 @@ DOCKER = Section(
             Kind.BOOL,
             "Restart docker.service after a change (only new containers pick it up).",
             False,
+        ),
+        Field(
+            "restart_command",
+            Kind.STR,
+            "Command (split like a shell would, run without one) that restarts Docker "
+            "for `restart: true` or `docker-config --apply --restart`.",
+            "systemctl restart docker.service",
+        ),
+        Field(
+            "validate_with_dockerd",
+            Kind.BOOL,
+            "Before writing daemon.json, check the new file with the installed dockerd "
+            "(`--validate` on Docker 23+, an unprivileged dry start on older ones).",
+            True,
         ),
     ),
 )

@@ -21,7 +21,9 @@ Handled = dict[tuple[int, int], str]
 PassResult = tuple[list[Record], Handled]
 
 
-def run_as(user_group: tuple[str, str], job: Callable[[], PassResult]) -> PassResult:
+def run_as(
+    user_group: tuple[str, str], job: Callable[[], PassResult], policy: str = "?"
+) -> PassResult:
     """Run ``job`` in a child process as ``user_group``; return what it returned."""
     uid = pwd.getpwnam(user_group[0]).pw_uid
     gid = grp.getgrnam(user_group[1]).gr_gid
@@ -34,13 +36,18 @@ def run_as(user_group: tuple[str, str], job: Callable[[], PassResult]) -> PassRe
     with os.fdopen(read_fd, "rb") as pipe:
         payload = pipe.read()
     _, status = os.waitpid(pid, 0)
+    who = f"{user_group[0]}:{user_group[1]}"
     try:
         body = json.loads(payload)
+        if "error" in body:
+            return [
+                Record(policy, "", "su", FAILED, f"pass as {who} failed", error=body["error"])
+            ], {}
         records = [Record(**r) for r in body["records"]]
         handled = {(int(d), int(i)): p for d, i, p in body["handled"]}
     except (ValueError, KeyError, TypeError):
-        reason = f"pass as {user_group[0]}:{user_group[1]} died (wait status {status})"
-        return [Record("?", "", "su", FAILED, reason)], {}
+        reason = f"pass as {who} died (wait status {status})"
+        return [Record(policy, "", "su", FAILED, reason)], {}
     return records, handled
 
 

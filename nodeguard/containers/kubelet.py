@@ -1,0 +1,203 @@
+"""kubelet's own container log rotation limits, read from its KubeletConfiguration.
+
+nodeguard must know them so that its container policy stays above kubelet's
+``containerLogMaxSize`` and only acts as a hard ceiling when kubelet falls behind.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_MAX_SIZE_TEXT = "10Mi"
+DEFAULT_MAX_SIZE = 10 * 1024**2
+DEFAULT_MAX_FILES = 5
+
+_BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
+_DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+_QUANTITY_RE = re.compile(
+    r"^(?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+))"
+    r"(?:(?P<bin>Ki|Mi|Gi|Ti|Pi|Ei)|(?P<exp>[eE][+-]?\d+)|(?P<dec>[numkMGTPE]))?$"
+)
+
+
+class QuantityError(ValueError):
+    """A string that is not a Kubernetes resource quantity."""
+
+
+def parse_quantity(text: str) -> int:
+    """Bytes of a Kubernetes quantity (``10Mi``, ``10M``, ``1.5Gi``, ``1e6``).
+
+    Rounded up to a whole byte, as ``resource.Quantity.Value()`` does in kubelet.
+    """
+    match = _QUANTITY_RE.match(text.strip())
+    if match is None:
+        raise QuantityError(f"{text!r} is not a Kubernetes quantity (e.g. 10Mi, 50M)")
+    value = Fraction(match["num"])
+    if match["bin"]:
+        value *= 1024 ** _BINARY[match["bin"]]
+    elif match["exp"]:
+        value *= Fraction(10) ** int(match["exp"][1:])
+    else:
+        value *= Fraction(10) ** _DECIMAL[match["dec"] or ""]
+    if value < 0:
+        raise QuantityError(f"{text!r} is negative")
+    return math.ceil(value)
+
+
+@dataclass(frozen=True)
+class KubeletLimits:
+    """kubelet's container log rotation settings, or why they are unknown.
+
+    ``max_size``/``max_files`` are None when the config exists but cannot be used;
+    ``defaulted`` names the keys that took kubelet's built-in defaults.
+    """
+
+    path: Path
+    present: bool
+    max_size: int | None
+    max_size_text: str | None
+    max_files: int | None
+    defaulted: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+
+    @property
+    def rotates(self) -> bool:
+        """Whether kubelet is known to rotate CRI logs with these limits."""
+        return self.max_size is not None and self.max_files is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``kubelet`` object of ``nodeguard containers --json``."""
+        return {
+            "config": str(self.path),
+            "present": self.present,
+            "container_log_max_size": self.max_size,
+            "container_log_max_size_text": self.max_size_text,
+            "container_log_max_files": self.max_files,
+            "defaulted": list(self.defaulted),
+            "rotates_cri_logs": self.rotates,
+            "problems": list(self.problems),
+        }
+
+
+def kubelet_limits(path: Path) -> KubeletLimits:
+    """Read ``containerLogMaxSize``/``containerLogMaxFiles`` from kubelet's config.
+
+    An absent file, or one silent about a key, means kubelet's defaults (10Mi, 5).
+    A malformed file is reported (file:line) and leaves the limits unknown: kubelet
+    would refuse to start with it, so nothing can be assumed.
+    """
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        return KubeletLimits(
+            path,
+            False,
+            DEFAULT_MAX_SIZE,
+            DEFAULT_MAX_SIZE_TEXT,
+            DEFAULT_MAX_FILES,
+            defaulted=("containerLogMaxSize", "containerLogMaxFiles"),
+        )
+    except (OSError, UnicodeDecodeError) as exc:
+        return _unknown(path, f"{path}: cannot read kubelet config: {exc}")
+    return _limits_from_text(path, text)
+
+
+def _unknown(path: Path, *problems: str) -> KubeletLimits:
+    return KubeletLimits(path, True, None, None, None, problems=problems)
+
+
+def _where(path: Path, node: yaml.Node) -> str:
+    return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+
+
+def _limits_from_text(path: Path, text: str) -> KubeletLimits:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        return _unknown(path, f"{where}: invalid YAML in kubelet config: {exc.problem}")
+    except yaml.YAMLError as exc:
+        return _unknown(path, f"{path}: invalid YAML in kubelet config: {exc}")
+    if root is None:
+        return _limits_from_mapping(path, {})
+    if not isinstance(root, yaml.MappingNode):
+        return _unknown(path, f"{_where(path, root)}: kubelet config is not a mapping")
+    keys = {str(k.value): v for k, v in root.value if isinstance(k, yaml.ScalarNode)}
+    kind = keys.get("kind")
+    if kind is not None and kind.value != "KubeletConfiguration":
+        return _unknown(
+            path, f"{_where(path, kind)}: kind {kind.value!r} is not KubeletConfiguration"
+        )
+    return _limits_from_mapping(path, keys)
+
+
+def _limits_from_mapping(path: Path, keys: dict[str, yaml.Node]) -> KubeletLimits:
+    problems: list[str] = []
+    defaulted: list[str] = []
+    size_node = keys.get("containerLogMaxSize")
+    files_node = keys.get("containerLogMaxFiles")
+    size: int | None = DEFAULT_MAX_SIZE
+    size_text: str | None = DEFAULT_MAX_SIZE_TEXT
+    files: int | None = DEFAULT_MAX_FILES
+    if size_node is None:
+        defaulted.append("containerLogMaxSize")
+    else:
+        size_text = str(size_node.value) if isinstance(size_node, yaml.ScalarNode) else None
+        size = _max_size(path, size_node, problems)
+    if files_node is None:
+        defaulted.append("containerLogMaxFiles")
+    else:
+        files = _max_files(path, files_node, problems)
+    fatal = size is None or files is None
+    return KubeletLimits(
+        path,
+        True,
+        None if fatal else size,
+        None if fatal else size_text,
+        None if fatal else files,
+        defaulted=tuple(defaulted),
+        problems=tuple(problems),
+    )
+
+
+def _max_size(path: Path, node: yaml.Node, problems: list[str]) -> int | None:
+    where = f"{_where(path, node)}: containerLogMaxSize"
+    if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:str":
+        problems.append(f'{where}: must be a quoted quantity string such as "10Mi"')
+        return None
+    try:
+        size = parse_quantity(node.value)
+    except QuantityError as exc:
+        problems.append(f"{where}: {exc}")
+        return None
+    if node.value.strip().endswith("m"):
+        # Kubernetes reads "m" as milli, not mega: "10m" is 10 thousandths of a byte.
+        hint = node.value.strip()[:-1] + "Mi"
+        problems.append(
+            f"{where}: {node.value!r} means milli-bytes in Kubernetes quantities, so kubelet "
+            f"rotates at {size} byte(s); did you mean {hint}?"
+        )
+    if size <= 0:
+        problems.append(f"{where}: {node.value!r} must be above zero")
+        return None
+    return size
+
+
+def _max_files(path: Path, node: yaml.Node, problems: list[str]) -> int | None:
+    where = f"{_where(path, node)}: containerLogMaxFiles"
+    if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:int":
+        problems.append(f"{where}: {getattr(node, 'value', node)!r} is not an integer")
+        return None
+    files = int(yaml.constructor.SafeConstructor().construct_object(node))
+    if files < 2:
+        problems.append(f"{where}: {files} must be greater than 1 (kubelet refuses to start)")
+        return None
+    return files
