@@ -360,9 +360,13 @@ POLICY = Section(
             "`rename`: move the live file aside and create a new one (the writer must "
             "reopen: use postrotate). `copytruncate`: copy, then truncate in place, for "
             "writers that cannot reopen; lines written between copy and truncate are "
-            "lost, as with logrotate.",
+            "lost, as with logrotate. `lossless`: for writers that cannot reopen and "
+            "append with O_APPEND: move a block-aligned prefix out with collapse range "
+            "(ext4, xfs), keeping the tail live; no byte lost or duplicated. Where the "
+            "filesystem cannot collapse (tmpfs, ...) it falls back to copytruncate and "
+            "says so in the report. Needs state_dir for its intent records.",
             "rename",
-            choices=("rename", "copytruncate"),
+            choices=("rename", "copytruncate", "lossless"),
         ),
         Field(
             "missing_ok",
