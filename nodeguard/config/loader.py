@@ -113,7 +113,7 @@ def _where(name: str, mark: Any) -> str:
     return f"{name}:{mark.line + 1}:{mark.column + 1}"
 
 
-def _to_node(node: yaml.Node, name: str, problems: list[str]) -> Node:
+def _to_node(node: yaml.Node, name: str, problems: list[str], path: str = "") -> Node:
     where = _where(name, node.start_mark)
     if isinstance(node, yaml.MappingNode):
         out = Node({}, where)
@@ -124,13 +124,16 @@ def _to_node(node: yaml.Node, name: str, problems: list[str]) -> Node:
                 problems.append(f"{key_where}: key {key!r} is not a string")
                 continue
             if key in out.value:
-                problems.append(f"{key_where}: {key}: duplicate key (first at {out.keys[key]})")
+                problems.append(
+                    f"{key_where}: {_join(path, key)}: duplicate key (first at {out.keys[key]})"
+                )
                 continue
-            out.value[key] = _to_node(value_node, name, problems)
+            out.value[key] = _to_node(value_node, name, problems, _join(path, key))
             out.keys[key] = key_where
         return out
     if isinstance(node, yaml.SequenceNode):
-        return Node([_to_node(item, name, problems) for item in node.value], where)
+        items = [_to_node(v, name, problems, f"{path}[{i}]") for i, v in enumerate(node.value)]
+        return Node(items, where)
     return Node(_scalar(node), where)
 
 

@@ -164,8 +164,8 @@ _MODE_RE = re.compile(r"^0?[0-7]{3,4}$")
 
 
 def _mode(spec: Field, value: Any) -> int:
-    # YAML reads 0640 as the octal int 416 and 640 as decimal 640; accept strings
-    # and octal ints, refuse decimal lookalikes that would mean something else.
+    # YAML reads an unquoted 0640 as the int 416 and 640 as decimal 640: neither says
+    # what the admin meant unambiguously, so only quoted octal strings are accepted.
     if isinstance(value, str) and _MODE_RE.match(value):
         return int(value, 8)
     raise ValueError(f'{value!r} is not an octal mode; quote it, e.g. "0640"')

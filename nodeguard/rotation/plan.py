@@ -79,12 +79,18 @@ def _retain(
     steps: list[Step],
 ) -> list[Sibling]:
     kept: list[Sibling] = []
-    cutoff = now.timestamp() - policy.max_age if policy.max_age is not None else None
+    max_age = policy.max_age
+    cutoff = now.timestamp() - max_age if max_age is not None else None
     for sibling in ordered:
         if len(kept) >= policy.keep_rotated:
             why = f"beyond max_files {policy.max_files} (live file + {policy.keep_rotated} rotated)"
-        elif cutoff is not None and sibling is not fresh and sibling.mtime < cutoff:
-            why = f"older than max_age {format_duration(policy.max_age)}"
+        elif (
+            max_age is not None
+            and cutoff is not None
+            and sibling is not fresh
+            and sibling.mtime < cutoff
+        ):
+            why = f"older than max_age {format_duration(max_age)}"
         else:
             kept.append(sibling)
             continue
