@@ -10,7 +10,7 @@ from nodeguard.config.model import Config
 from nodeguard.config.units import format_duration, format_size
 from nodeguard.rotation.engine import PassOptions, World, run_pass
 from nodeguard.rotation.report import DONE, Report
-from nodeguard.state import LockBusy, StateFile, pass_lock
+from nodeguard.state import IntentJournal, LockBusy, StateFile, pass_lock
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 
@@ -60,7 +60,8 @@ def _locked_pass(config: Config, options: PassOptions, world: World | None) -> R
     with pass_lock(config.state_dir):
         state_file = StateFile(config.state_dir / "state.json")
         state, problem = state_file.load_or_rebuild()
-        report = run_pass(config, options, world)
+        journal = IntentJournal(config.state_dir / "intents")
+        report = run_pass(config, options, world, journal)
         if problem:
             report.notes.append(problem)
         state_file.save(_updated_state(state, report))

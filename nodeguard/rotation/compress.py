@@ -2,8 +2,10 @@
 
 The output is written to a hidden temporary name, fsynced, renamed to
 ``<name>.gz``, and only then is the plain file removed: at every instant one
-complete copy exists. ISA-L (python-isal) is used when installed: it writes
-standard gzip that any zcat reads, several times faster than zlib.
+complete copy exists. Each gzip level maps to the fastest encoder that keeps
+the output within 15% of gzip's at that level: ISA-L (python-isal, when
+installed) for levels 1-4, zlib above. Both write standard gzip that any zcat
+reads, and both release the GIL, so the engine's worker threads use every core.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import zlib
 from typing import Any
 
 from nodeguard.fsutil import rename_noreplace
+from nodeguard.rotation import faults
 from nodeguard.rotation.naming import temp_name
 
 CHUNK = 1 << 20
@@ -22,31 +25,58 @@ _GZIP_WBITS = 31  # zlib container = gzip
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
-_isal: Any
-try:
-    from isal import isal_zlib as _isal
-except ImportError:  # the deb does not depend on it; zlib is the fallback
-    _isal = None
+COMPRESSOR_ENV = "NODEGUARD_COMPRESSOR"  # auto | zlib | isal: for benchmarks and debugging
 
-# ISA-L has levels 0-3; these give sizes close to gzip's at the asked level.
-_ISAL_LEVEL = {1: 1, 2: 1, 3: 2, 4: 2, 5: 3, 6: 3, 7: 3, 8: 3, 9: 3}
+# compress_level N (gzip's 1-9) -> (backend, backend level): the fastest encoder whose
+# output stayed within 15% of `gzip -N` on every reference log (docs/performance.md).
+# ISA-L's best is 12-29% larger than gzip -6 on log text, so from level 5 zlib's faster
+# levels win; 7-9 ask for size and get zlib's own level.
+_WITH_ISAL = {1: ("isal", 1), 2: ("isal", 1), 3: ("isal", 1), 4: ("isal", 3)}
+_ZLIB_ONLY = {1: ("zlib", 1), 2: ("zlib", 1), 3: ("zlib", 1), 4: ("zlib", 2)}
+_UPPER = {5: ("zlib", 4), 6: ("zlib", 4), 7: ("zlib", 7), 8: ("zlib", 8), 9: ("zlib", 9)}
+_ISAL_FIRST = {n: ("isal", 1 if n <= 3 else 3) for n in range(1, 10)}  # speed over size
 
 
-def compressor_name() -> str:
-    return "isal" if _isal is not None else "zlib"
+def _load_isal(choice: str) -> Any:
+    """ISA-L's zlib-compatible module, or None for zlib (asked for, or isal missing)."""
+    if choice == "zlib":
+        return None
+    try:
+        from isal import isal_zlib
+    except ImportError:  # the deb does not depend on it; zlib is the fallback
+        return None
+    return isal_zlib
+
+
+def _table(choice: str, isal: Any) -> dict[int, tuple[str, int]]:
+    if isal is None:
+        return {**_ZLIB_ONLY, **_UPPER}
+    return _ISAL_FIRST if choice == "isal" else {**_WITH_ISAL, **_UPPER}
+
+
+_CHOICE = os.environ.get(COMPRESSOR_ENV, "auto")
+_isal: Any = _load_isal(_CHOICE)
+_ENCODERS = _table(_CHOICE, _isal)
+
+
+def compressor_name(level: int = 6) -> str:
+    """The encoder used for ``level``, e.g. ``zlib-4`` or ``isal-1``."""
+    backend, mapped = _ENCODERS[level]
+    return f"{backend}-{mapped}"
 
 
 def _compressobj(level: int) -> Any:
-    if _isal is not None:
-        return _isal.compressobj(_ISAL_LEVEL[level], zlib.DEFLATED, _GZIP_WBITS)
-    return zlib.compressobj(level, zlib.DEFLATED, _GZIP_WBITS)
+    backend, mapped = _ENCODERS[level]
+    module = _isal if backend == "isal" else zlib
+    return module.compressobj(mapped, zlib.DEFLATED, _GZIP_WBITS)
 
 
-def gzip_file(dir_fd: int, name: str, level: int) -> int:
+def gzip_file(dir_fd: int, name: str, level: int, *, allow_links: bool = False) -> int:
     """Compress ``name`` to ``name.gz`` in the same directory; return the .gz size.
 
     Raises OSError on failure, after removing the partial output; the plain file
-    is then still whole.
+    is then still whole. A file with other hard links is refused unless
+    ``allow_links``: the other name may be outside the policy.
     """
     out_name = name + ".gz"
     tmp = temp_name(out_name)
@@ -55,19 +85,24 @@ def gzip_file(dir_fd: int, name: str, level: int) -> int:
         st = os.fstat(src)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(f"{name}: not a regular file")
+        if st.st_nlink > 1 and not allow_links:  # swapped for a hard link since the check
+            raise OSError(f"{name}: has {st.st_nlink} hard links; left alone")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp, dir_fd=dir_fd)  # leftover of an interrupted pass
         size = _write_gzip(src, dir_fd, tmp, st, level)
     finally:
         os.close(src)
+    faults.point("compress.after-tmp")
     try:
         rename_noreplace(dir_fd, tmp, dir_fd, out_name)
     except OSError:
         _remove_quietly(tmp, dir_fd)
         raise
     os.fsync(dir_fd)
+    faults.point("compress.after-rename")
     os.unlink(name, dir_fd=dir_fd)
     os.fsync(dir_fd)
+    faults.point("compress.after-unlink")
     return size
 
 

@@ -10,26 +10,25 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import grp
+import functools
 import os
-import pwd
 import stat
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nodeguard.config.model import Config, Policy
 from nodeguard.config.units import format_size
-from nodeguard.fsutil import DIR_FLAGS, rename_noreplace
-from nodeguard.rotation import naming, scan
+from nodeguard.fsutil import DIR_FLAGS
+from nodeguard.rotation import faults, naming, recovery, scan
 from nodeguard.rotation.compress import gzip_file
 from nodeguard.rotation.logrotate_conf import covered_paths
-from nodeguard.rotation.plan import Sibling, Step, plan_log
-from nodeguard.rotation.privilege import run_as
+from nodeguard.rotation.methods import METHODS, Changed, LiveLog, NeedsJournal, append_symptom
+from nodeguard.rotation.plan import Sibling, Step, plan_log, rotate_reason
+from nodeguard.rotation.privilege import PassResult, run_as
 from nodeguard.rotation.report import (
     DONE,
     FAILED,
@@ -41,9 +40,10 @@ from nodeguard.rotation.report import (
     Report,
 )
 
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
 CommandRunner = Callable[[list[str], float], tuple[int, str]]
-_RDWR_FLAGS = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def run_command(argv: list[str], timeout: float) -> tuple[int, str]:
@@ -74,23 +74,68 @@ class PassOptions:
     policies: tuple[str, ...] = ()
 
 
-def run_pass(config: Config, options: PassOptions, world: World | None = None) -> Report:
-    """Run (or, with dry_run, plan) one pass over the selected policies."""
+def run_pass(
+    config: Config,
+    options: PassOptions,
+    world: World | None = None,
+    journal: recovery.Journal | None = None,
+) -> Report:
+    """Run (or, with dry_run, plan) one pass over the selected policies.
+
+    With a journal (the CLI gives state_dir/intents, under the lock), steps a crash
+    could leave half-done are recorded first, and the records an interrupted pass
+    left are replayed before anything is scanned. A dry run takes no journal.
+    """
     world = world or World()
     report = Report(dry_run=options.dry_run)
+    journal = None if options.dry_run else journal
+    protected: frozenset[str] = frozenset()
+    if journal is not None:
+        recovered, protected = recovery.recover_all(config, journal, _replay(config.policy, world))
+        report.records += recovered
     covered = _logrotate_coverage(config, report)
     seen: dict[tuple[int, int], str] = {}
     for policy in config.policies:
         if options.policies and policy.name not in options.policies:
             continue
-        job = PolicyPass(policy, covered, dict(seen), options, world)
+        job = PolicyPass(policy, covered, dict(seen), options, world, journal, protected)
         if policy.su is not None and os.geteuid() == 0:
-            records, handled = run_as(policy.su, job.run)
+            records, handled = _run_as_user(job, policy.su)
         else:
             records, handled = job.run()
         report.records += records
         seen.update(handled)
     return report
+
+
+def _run_as_user(job: PolicyPass, su: tuple[str, str]) -> PassResult:
+    """The policy's pass in a child as ``su``, journaling into that user's own directory."""
+    if job.journal is None:
+        return run_as(su, job.run, job.policy.name)
+    fd = recovery.su_directory(job.journal, su)
+
+    def in_child() -> PassResult:
+        job.journal = recovery.cwd_journal(fd)
+        return job.run()
+
+    try:
+        return run_as(su, in_child, job.policy.name)
+    finally:
+        os.close(fd)
+
+
+def _replay(lookup: Callable[[str], Policy | None], world: World) -> recovery.Replay:
+    """Recovery re-runs the postrotate of a rename it completes (the writer must reopen)."""
+
+    def postrotate(name: str, live: str) -> str | None:
+        policy = lookup(name)
+        if policy is None or policy.postrotate is None:
+            return f"policy {name} has no postrotate command any more"
+        argv = ["/bin/sh", "-c", policy.postrotate, "nodeguard", live]
+        code, output = world.run(argv, policy.postrotate_timeout)
+        return None if code == 0 else f"exit {code}: {output}"
+
+    return recovery.Replay(postrotate)
 
 
 def _logrotate_coverage(config: Config, report: Report) -> dict[str, str]:
@@ -105,29 +150,7 @@ def _logrotate_coverage(config: Config, report: Report) -> dict[str, str]:
         return {}
 
 
-class Changed(Exception):
-    """The file is not the one that was checked (replaced, swapped for a link, ...)."""
-
-
-def _same(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) and stat.S_ISREG(a.st_mode)
-
-
-@dataclass
-class _Log:
-    """The live log being worked on: its directory, name and checked stat."""
-
-    directory: scan.Directory
-    rotated_dir: scan.Directory
-    name: str
-    st: os.stat_result
-
-    @property
-    def path(self) -> str:
-        return f"{self.directory.path}/{self.name}"
-
-    def rotated_path(self, name: str) -> str:
-        return f"{self.rotated_dir.path}/{name}"
+_Log = LiveLog
 
 
 @dataclass
@@ -139,17 +162,34 @@ class PolicyPass:
     seen: dict[tuple[int, int], str]
     options: PassOptions
     world: World
+    journal: recovery.Journal | None = None
+    protected: frozenset[str] = frozenset()  # named by intents still pending: leave alone
     records: list[Record] = field(default_factory=list)
     handled: dict[tuple[int, int], str] = field(default_factory=dict)
+    unmade: set[str] = field(default_factory=set)  # targets a rotation did not produce
 
     def run(self) -> tuple[list[Record], dict[tuple[int, int], str]]:
         self.now = self.world.clock()
         with _Jobs(self.world.workers) as self.jobs:
             for pattern in self.policy.paths:
-                for match in scan.expand(pattern, self._problem):
-                    self._directory(match)
+                self._pattern(pattern)
         self.records += self.jobs.records
         return self.records, self.handled
+
+    def _pattern(self, pattern: str) -> None:
+        before, found = len(self.records), False
+        for match in scan.expand(pattern, self._problem):
+            found = True
+            self._directory(match)
+        # A literal path whose directory is missing yields nothing: still not missing_ok.
+        quiet = found or len(self.records) > before or self.policy.missing_ok
+        if not quiet and not scan.has_magic(pattern):
+            self._record(
+                pattern,
+                "scan",
+                FAILED,
+                "file does not exist (set missing_ok: true if that is expected)",
+            )
 
     # --- reporting ---------------------------------------------------------------------
 
@@ -216,9 +256,7 @@ class PolicyPass:
             if rotated_dir is None:
                 return
             same = rotated_dir is d and match.listing is not None
-            listing = (
-                match.listing if same and match.listing is not None else os.listdir(rotated_dir.fd)
-            )
+            listing = match.listing if same and match.listing is not None else _listdir(rotated_dir)
             groups = _group_rotated(listing)
             for name in sorted(match.files):
                 log = _Log(d, rotated_dir, name, match.files[name])
@@ -250,7 +288,7 @@ class PolicyPass:
         try:
             yield opened if reason is None and isinstance(opened, scan.Directory) else None
         finally:
-            if isinstance(opened, scan.Directory):
+            if isinstance(opened, scan.Directory) and opened.fd >= 0:
                 os.close(opened.fd)
 
     def _open_olddir(self, d: scan.Directory, olddir: str) -> scan.Directory | str:
@@ -264,6 +302,9 @@ class PolicyPass:
         try:
             fd = os.open(olddir, DIR_FLAGS, dir_fd=d.fd)
         except OSError as exc:
+            if self.options.dry_run and exc.errno == errno.ENOENT:
+                # A dry run does not create it: plan against an empty olddir (no fd).
+                return scan.Directory(f"{d.path}/{olddir}", -1, d.st)
             return f"olddir {d.path}/{olddir}: {exc.strerror} (symlinks are never followed)"
         return scan.Directory(f"{d.path}/{olddir}", fd, os.fstat(fd))
 
@@ -273,11 +314,16 @@ class PolicyPass:
         if not self._admissible(log):
             return
         self.handled[(log.st.st_dev, log.st.st_ino)] = self.policy.name
-        rotated = self._recover(log, rotated, temps)
-        siblings = [s for s in (self._sibling(log, r) for r in rotated) if s is not None]
-        steps = plan_log(
-            self.policy, log.name, log.st.st_size, siblings, self.now, force=self.options.force
-        )
+        if self.policy.method != "rename":
+            self._check_append(log)
+        if rotated or temps or rotate_reason(self.policy, log.st.st_size, self.options.force):
+            rotated = self._recover(log, rotated, temps)
+            siblings = [s for s in (self._sibling(log, r) for r in rotated) if s is not None]
+            steps = plan_log(
+                self.policy, log.name, log.st.st_size, siblings, self.now, force=self.options.force
+            )
+        else:  # nothing rotated and too small: what most logs are in most passes
+            steps = []
         if not steps:
             self._record(
                 log.path,
@@ -291,6 +337,12 @@ class PolicyPass:
         for step in steps:
             if not self._step(log, step):
                 return
+
+    def _check_append(self, log: _Log) -> None:
+        """In-place methods need O_APPEND writers: report the NUL mark any other leaves."""
+        symptom = append_symptom(log)
+        if symptom is not None:
+            self._record(log.path, "check", FAILED, symptom, bytes_before=log.st.st_size)
 
     def _admissible(self, log: _Log) -> bool:
         st, path = log.st, log.path
@@ -336,6 +388,14 @@ class PolicyPass:
                 "named like a rotated file but not a regular file; left alone",
             )
             return None
+        if st.st_nlink > 1 and not self.policy.allow_hardlinks:  # the other name may be outside
+            self._record(
+                log.rotated_path(name.name),
+                "skip",
+                SKIPPED,
+                f"named like a rotated file but has {st.st_nlink} hard links; left alone",
+            )
+            return None
         return Sibling(name, st.st_size, st.st_mtime)
 
     def _recover(
@@ -343,9 +403,17 @@ class PolicyPass:
     ) -> list[naming.RotatedName]:
         """Remove debris of an interrupted pass and finish interrupted compressions."""
         for tmp in temps:
+            if log.rotated_path(tmp) in self.protected:
+                continue  # an intent still pending needs it (reported by recovery)
             self._remove_file(log, tmp, "cleanup", "leftover temporary file of an interrupted pass")
         names = {r.name for r in rotated}
-        done = [r for r in rotated if not r.compressed and r.name + ".gz" in names]
+        done = [
+            r
+            for r in rotated
+            if not r.compressed
+            and r.name + ".gz" in names
+            and _plain_file(log.rotated_dir.fd, r.name + ".gz")  # not someone's link
+        ]
         for plain in done:
             self._remove_file(
                 log,
@@ -358,6 +426,16 @@ class PolicyPass:
     # --- steps ---------------------------------------------------------------------------------
 
     def _step(self, log: _Log, step: Step) -> bool:
+        if step.action != "rotate" and log.rotated_path(step.name) in self.protected:
+            self._record(
+                log.rotated_path(step.name),
+                step.action,
+                SKIPPED,
+                "named by an interrupted step that recovery could not resolve; left alone",
+            )
+            return True
+        if step.name in self.unmade:
+            return True  # the rotation that would have made it moved nothing
         if step.action == "rotate":
             return self._rotate(log, step)
         if step.action == "remove":
@@ -379,24 +457,44 @@ class PolicyPass:
                 **extra,
             )
             return True
+        intents = recovery.Intents(self.journal, self.policy.name)
         try:
-            if self.policy.method == "copytruncate":
-                after = _copytruncate(log, target)
-            else:
-                after = _rename_and_create(log, target, self.policy)
-        except (OSError, Changed) as exc:
+            outcome = METHODS[self.policy.method](log, target, self.policy, intents)
+        except (OSError, Changed, NeedsJournal) as exc:
             self._record(log.path, "rotate", FAILED, step.reason, error=_err(exc), **extra)
+            self.records += recovery.settle_open(intents, _replay(self._own_policy, self.world))
             return False
+        note = f"; {outcome.note}" if outcome.note else ""
+        if not outcome.rotated:
+            self.unmade.add(target)
+            self._record(
+                log.path,
+                "rotate",
+                UNCHANGED,
+                f"{step.reason}{note}",
+                bytes_after=outcome.bytes_after,
+            )
+            return True
         self._record(
             log.path,
             "rotate",
             DONE,
-            f"{step.reason}, {self.policy.method}",
-            bytes_after=after,
+            f"{step.reason}, {self.policy.method}{note}",
+            bytes_after=outcome.bytes_after,
             **extra,
         )
+        # The new live file is this policy's too: another policy matching the same
+        # path must not apply its own retention to this log's rotated files.
+        with contextlib.suppress(OSError):
+            new = os.stat(log.name, dir_fd=log.directory.fd, follow_symlinks=False)
+            self.handled[(new.st_dev, new.st_ino)] = self.policy.name
         self._postrotate(log, target)
+        faults.point("rotate.before-end")
+        intents.end_all()
         return True
+
+    def _own_policy(self, name: str) -> Policy | None:
+        return self.policy if name == self.policy.name else None
 
     def _postrotate(self, log: _Log, target: str) -> None:
         if self.policy.postrotate is None:
@@ -421,9 +519,13 @@ class PolicyPass:
             return
         try:
             st = os.stat(name, dir_fd=log.rotated_dir.fd, follow_symlinks=False)
-            if not stat.S_ISREG(st.st_mode):
+            # unlink never follows: a leftover temp name that is a link goes, link only
+            debris_link = stat.S_ISLNK(st.st_mode) and naming.temp_target(name) is not None
+            if not stat.S_ISREG(st.st_mode) and not debris_link:
                 raise Changed(f"{name} is no longer a regular file")
+            faults.point(f"{action}.before-unlink")
             os.unlink(name, dir_fd=log.rotated_dir.fd)
+            faults.point(f"{action}.after-unlink")
         except FileNotFoundError:
             return
         except (OSError, Changed) as exc:
@@ -446,10 +548,11 @@ class PolicyPass:
             self.records.append(record)
             return
         level, fd, name = self.policy.compress_level, os.dup(log.rotated_dir.fd), step.name
+        links = self.policy.allow_hardlinks
 
         def job() -> Record:
             try:
-                size = gzip_file(fd, name, level)
+                size = gzip_file(fd, name, level, allow_links=links)
             except OSError as exc:
                 return replace(record, result=FAILED, error=_err(exc))
             finally:
@@ -459,16 +562,35 @@ class PolicyPass:
         self.jobs.submit(job)
 
 
+def _plain_file(dir_fd: int, name: str) -> bool:
+    """A regular file with no other name, as every file nodeguard writes is."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_nlink == 1
+
+
 def _keep_reason(policy: Policy, size: int) -> str:
     if size == 0 and policy.not_if_empty:
         return "empty (not_if_empty)"
-    return f"size {format_size(size)} < max_size {format_size(policy.max_size)}"
+    return f"size {format_size(size)} < max_size {_size_text(policy.max_size)}"
+
+
+@functools.lru_cache(maxsize=64)
+def _size_text(size: int) -> str:
+    return format_size(size)  # one policy limit, formatted once per pass, not once per log
 
 
 def _err(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return f"{exc.strerror} ({errno.errorcode.get(exc.errno or 0, exc.errno)})"
     return str(exc)
+
+
+def _listdir(directory: scan.Directory) -> list[str]:
+    """Names in a directory; none in an olddir a dry run did not create."""
+    return os.listdir(directory.fd) if directory.fd >= 0 else []
 
 
 def _group_rotated(listing: list[str]) -> dict[str, tuple[list[naming.RotatedName], list[str]]]:
@@ -486,110 +608,22 @@ def _group_rotated(listing: list[str]) -> dict[str, tuple[list[naming.RotatedNam
     return groups
 
 
-# --- the two classic methods ----------------------------------------------------------------
-
-
-def _rename_and_create(log: _Log, target: str, policy: Policy) -> int:
-    """Move the live file aside and create a fresh, empty one in its place."""
-    d, r = log.directory, log.rotated_dir
-    if not _same(os.stat(log.name, dir_fd=d.fd, follow_symlinks=False), log.st):
-        raise Changed(f"{log.path} changed since it was checked")
-    rename_noreplace(d.fd, log.name, r.fd, target)
-    moved = os.stat(target, dir_fd=r.fd, follow_symlinks=False)
-    if not _same(moved, log.st):  # swapped between the check and the rename: put it back
-        rename_noreplace(r.fd, target, d.fd, log.name)
-        raise Changed(f"{log.path} was replaced during rotation; left as it was")
-    os.fsync(r.fd)
-    _create_live(log, policy)
-    os.fsync(d.fd)
-    return 0
-
-
-def _create_live(log: _Log, policy: Policy) -> None:
-    spec = policy.create
-    mode = spec.mode if spec and spec.mode is not None else stat.S_IMODE(log.st.st_mode)
-    uid = pwd.getpwnam(spec.owner).pw_uid if spec and spec.owner else log.st.st_uid
-    gid = grp.getgrnam(spec.group).gr_gid if spec and spec.group else log.st.st_gid
-    try:
-        fd = os.open(log.name, _CREATE_FLAGS, 0o600, dir_fd=log.directory.fd)
-    except FileExistsError:
-        return  # the writer already created its new file
-    try:
-        if os.geteuid() == 0 or (uid, gid) != (os.geteuid(), os.getegid()):
-            with contextlib.suppress(PermissionError):
-                os.fchown(fd, uid, gid)
-        os.fchmod(fd, mode)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _copytruncate(log: _Log, target: str) -> int:
-    """Copy the live file aside, then truncate it in place (logrotate's copytruncate).
-
-    Order: copy, rename the copy into place, truncate, then fsync. The copy is
-    complete under its final name before the truncate, so a crash can duplicate
-    but never lose what was copied; lines written between the end of the copy
-    and the truncate are lost, as with logrotate.
-    """
-    d, r = log.directory, log.rotated_dir
-    src = os.open(log.name, _RDWR_FLAGS, dir_fd=d.fd)
-    try:
-        st = os.fstat(src)
-        if not _same(st, log.st):
-            raise Changed(f"{log.path} changed since it was checked")
-        tmp = naming.temp_name(target)
-        out = os.open(tmp, _CREATE_FLAGS, 0o600, dir_fd=r.fd)
-        try:
-            _copy_all(src, out)
-            os.fchown(out, st.st_uid, st.st_gid)
-            os.fchmod(out, stat.S_IMODE(st.st_mode))
-            rename_noreplace(r.fd, tmp, r.fd, target)
-            os.ftruncate(src, 0)
-            os.fsync(out)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=r.fd)
-            raise
-        finally:
-            os.close(out)
-        os.fsync(r.fd)
-        return os.fstat(src).st_size
-    finally:
-        os.close(src)
-
-
-def _copy_all(src: int, dst: int) -> None:
-    offset = 0
-    while True:
-        try:
-            n = os.copy_file_range(src, dst, 1 << 30, offset, offset)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-                raise
-            n = _copy_chunk(src, dst, offset)
-        if n == 0:
-            return
-        offset += n
-
-
-def _copy_chunk(src: int, dst: int, offset: int) -> int:
-    data = os.pread(src, 1 << 20, offset)
-    if data:
-        os.pwrite(dst, data, offset)
-    return len(data)
-
-
 class _Jobs:
     """A bounded thread pool for compression; records come back in submission order."""
 
     def __init__(self, workers: int) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="compress")
+        self._workers = workers
+        self._pool: ThreadPoolExecutor | None = None
         self._slots = threading.BoundedSemaphore(workers * 8)
         self._futures: list[Future[Record]] = []
         self.records: list[Record] = []
 
     def submit(self, job: Callable[[], Record]) -> None:
+        if self._pool is None:  # started on first use: a pass with nothing to compress
+            # skips importing concurrent.futures (and logging) altogether
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="compress")
         self._slots.acquire()
         future = self._pool.submit(job)
         future.add_done_callback(lambda _: self._slots.release())
@@ -599,5 +633,6 @@ class _Jobs:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self.records = [f.result() for f in self._futures]

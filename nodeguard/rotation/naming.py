@@ -19,8 +19,12 @@ from datetime import UTC, datetime
 from nodeguard.fsutil import TMP_MARK
 
 STAMP_FORMAT = "%Y%m%d-%H%M%S"
-_ROTATED_RE = re.compile(r"^(?P<base>.+)\.(?P<stamp>\d{8}-\d{6})(?:-(?P<seq>\d+))?(?P<gz>\.gz)?$")
-_TMP_RE = re.compile(r"^\.(?P<target>.+)" + re.escape(TMP_MARK) + r"$")
+# DOTALL and \Z: a name may hold a newline; ASCII: only 0-9 are digits in a stamp.
+_FLAGS = re.DOTALL | re.ASCII
+_ROTATED_RE = re.compile(
+    r"^(?P<base>.+)\.(?P<stamp>\d{8}-\d{6})(?:-(?P<seq>\d+))?(?P<gz>\.gz)?\Z", _FLAGS
+)
+_TMP_RE = re.compile(r"^\.(?P<target>.+)" + re.escape(TMP_MARK) + r"\Z", _FLAGS)
 
 
 @dataclass(frozen=True)

@@ -114,4 +114,21 @@ def _line(record: Record, dry_run: bool) -> str:
     size = f" [{format_size(record.bytes_before)}]" if record.bytes_before is not None else ""
     target = f" -> {record.target}" if record.target else ""
     error = f": {record.error}" if record.error else ""
-    return f"[{record.policy}] {verb} {record.path}{size}{target} ({record.reason}){error}"
+    return printable(
+        f"[{record.policy}] {verb} {record.path}{size}{target} ({record.reason}){error}"
+    )
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters and undecodable bytes escaped, so a file name
+    holding a newline or non-UTF-8 bytes can neither split a line nor fail to print."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as os.fsdecode keeps it
+        return f"\\x{code - 0xDC00:02x}"
+    return ascii(ch)[1:-1]

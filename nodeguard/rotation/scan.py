@@ -4,8 +4,9 @@ Each path component is opened relative to its parent's fd with O_NOFOLLOW, so
 a directory swapped for a symlink mid-pass cannot redirect nodeguard. The one
 exception is a symlink in the literal part of a configured path that root
 owns inside a directory only root can write (``/var/log -> /data/log``): the
-admin made it, no other user can change it, so it is followed. Like a shell,
-``*`` does not match names starting with a dot.
+admin made it, no other user can change it, so it is followed; its target is
+walked by the same rules, so it cannot lead on through another user's directory.
+Like a shell, ``*`` does not match names starting with a dot.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from nodeguard.rotation import naming
 Problem = Callable[[str, str], None]  # (path, reason)
 
 _MAGIC = frozenset("*?[")
+_MAX_LINKS = 40  # symlinks followed in one lookup, as the kernel's own limit
 
 
 def has_magic(part: str) -> bool:
@@ -98,7 +100,9 @@ def _child_dirs(parent: Directory, part: str, problem: Problem) -> Iterator[Dire
         yield Directory(path, fd, os.fstat(fd))
 
 
-def _open_literal_dir(parent: Directory, name: str, problem: Problem) -> Directory | None:
+def _open_literal_dir(
+    parent: Directory, name: str, problem: Problem, links: int = 0
+) -> Directory | None:
     path = f"{parent.path}/{name}"
     try:
         fd = os.open(name, DIR_FLAGS, dir_fd=parent.fd)
@@ -108,7 +112,7 @@ def _open_literal_dir(parent: Directory, name: str, problem: Problem) -> Directo
         if not _is_symlink(parent.fd, name):
             problem(path, f"cannot open directory: {exc.strerror}")
             return None
-        followed = _follow_trusted_symlink(parent, name, problem)
+        followed = _follow_trusted_symlink(parent, name, problem, links)
         if followed is None:
             return None
         fd = followed
@@ -122,17 +126,26 @@ def _is_symlink(dir_fd: int, name: str) -> bool:
         return False
 
 
-def _follow_trusted_symlink(parent: Directory, name: str, problem: Problem) -> int | None:
+def _follow_trusted_symlink(
+    parent: Directory, name: str, problem: Problem, links: int
+) -> int | None:
     path = f"{parent.path}/{name}"
     link = os.stat(name, dir_fd=parent.fd, follow_symlinks=False)
     if link.st_uid != 0 or insecure(parent.st) or parent.st.st_uid != 0:
         problem(path, "refused: directory is a symlink that a non-root user could change")
         return None
-    try:
-        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent.fd)
-    except OSError as exc:
-        problem(path, f"cannot open directory: {exc.strerror}")
+    if links >= _MAX_LINKS:
+        problem(path, "cannot open directory: too many levels of symbolic links")
         return None
+    # The target is walked by the same rules: root's link must not lead on through a
+    # directory another user controls (they could swap a component for their own link).
+    target = os.readlink(name, dir_fd=parent.fd)
+    if target.startswith("/"):
+        start = _root()
+    else:
+        start = Directory(parent.path, os.dup(parent.fd), parent.st)
+    opened = _walk_literal(start, target, problem, links + 1)
+    return None if opened is None else opened.fd
 
 
 def _glob_names(fd: int, part: str) -> list[str]:
@@ -165,9 +178,19 @@ def _match_files(directory: Directory, part: str) -> DirMatch:
 
 def open_path(path: str, problem: Problem) -> Directory | None:
     """Open an absolute directory path component by component, like a literal pattern."""
-    current = Directory("", os.open("/", DIR_FLAGS), os.stat("/"))
+    return _walk_literal(_root(), path, problem, 0)
+
+
+def _root() -> Directory:
+    fd = os.open("/", DIR_FLAGS)
+    return Directory("", fd, os.fstat(fd))
+
+
+def _walk_literal(start: Directory, path: str, problem: Problem, links: int) -> Directory | None:
+    """Open ``path`` below ``start`` (whose fd it takes over) one component at a time."""
+    current = start
     for part in [p for p in path.split("/") if p]:
-        child = _open_literal_dir(current, part, problem)
+        child = _open_literal_dir(current, part, problem, links)
         os.close(current.fd)
         if child is None:
             return None
