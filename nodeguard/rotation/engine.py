@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from nodeguard.config.model import Config, Policy
+from nodeguard.config.model import Config, ContainersConfig, Policy
 from nodeguard.config.units import format_size
 from nodeguard.fsutil import DIR_FLAGS
 from nodeguard.rotation import faults, naming, recovery, scan
@@ -98,7 +98,9 @@ def run_pass(
     for policy in config.policies:
         if options.policies and policy.name not in options.policies:
             continue
-        job = PolicyPass(policy, covered, dict(seen), options, world, journal, protected)
+        job = PolicyPass(
+            policy, covered, dict(seen), options, world, journal, protected, config.containers
+        )
         if policy.su is not None and os.geteuid() == 0:
             records, handled = _run_as_user(job, policy.su)
         else:
@@ -164,9 +166,9 @@ class PolicyPass:
     world: World
     journal: recovery.Journal | None = None
     protected: frozenset[str] = frozenset()  # named by intents still pending: leave alone
+    containers: ContainersConfig | None = None  # where runtimes keep the logs they own
     records: list[Record] = field(default_factory=list)
     handled: dict[tuple[int, int], str] = field(default_factory=dict)
-    unmade: set[str] = field(default_factory=set)  # targets a rotation did not produce
 
     def run(self) -> tuple[list[Record], dict[tuple[int, int], str]]:
         self.now = self.world.clock()
@@ -371,9 +373,31 @@ class PolicyPass:
                 f"covered by logrotate ({self.covered[path]}); set "
                 "take_over_logrotate to rotate it here",
             )
+        verdict = verdict or self._runtime_verdict(path)
         if verdict is not None:
             self._record(path, verdict[0], verdict[1], verdict[2], bytes_before=st.st_size)
         return verdict is None
+
+    def _runtime_verdict(self, path: str) -> tuple[str, str, str] | None:
+        """Logs a container runtime owns: Docker's are never ours, CRI's never renamed."""
+        if self.containers is None:
+            return None
+        if path.startswith(f"{self.containers.docker_root}/containers/"):
+            return (
+                "skip",
+                SKIPPED,
+                "Docker's own log file: dockerd rotates it; bound it "
+                "with log-opts (nodeguard docker-config)",
+            )
+        if path.startswith(f"{self.containers.pods_dir}/") and self.policy.method == "rename":
+            return (
+                "refuse",
+                REFUSED,
+                "CRI container log: the runtime keeps it open and "
+                "reopens only when kubelet asks, so a rename would lose lines; use "
+                "method: lossless",
+            )
+        return None
 
     def _sibling(self, log: _Log, name: naming.RotatedName) -> Sibling | None:
         try:
@@ -434,8 +458,6 @@ class PolicyPass:
                 "named by an interrupted step that recovery could not resolve; left alone",
             )
             return True
-        if step.name in self.unmade:
-            return True  # the rotation that would have made it moved nothing
         if step.action == "rotate":
             return self._rotate(log, step)
         if step.action == "remove":
@@ -466,7 +488,8 @@ class PolicyPass:
             return False
         note = f"; {outcome.note}" if outcome.note else ""
         if not outcome.rotated:
-            self.unmade.add(target)
+            # Nothing moved: the plan's retention counted a rotated file that does not
+            # exist, so stop here; the next pass plans again from what is on disk.
             self._record(
                 log.path,
                 "rotate",
@@ -474,7 +497,7 @@ class PolicyPass:
                 f"{step.reason}{note}",
                 bytes_after=outcome.bytes_after,
             )
-            return True
+            return False
         self._record(
             log.path,
             "rotate",

@@ -24,7 +24,7 @@ class Record:
 
     policy: str
     path: str
-    action: str  # rotate | compress | remove | cleanup | postrotate | keep | skip | refuse
+    action: str  # rotate compress remove cleanup postrotate keep skip refuse recover check
     result: str  # done | planned | failed | refused | skipped | unchanged
     reason: str
     bytes_before: int | None = None
@@ -107,6 +107,8 @@ def _line(record: Record, dry_run: bool) -> str:
         verb = "skipped"
     elif record.action == "refuse":
         verb = "REFUSED"
+    elif record.action == "check":  # a problem found, not an action that failed
+        verb = "PROBLEM with"
     elif record.result == PLANNED:
         verb = f"would {verb}"
     elif record.result == FAILED:

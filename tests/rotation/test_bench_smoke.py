@@ -63,7 +63,11 @@ def test_quick_bench_prints_a_table_with_every_case(disk_dir: Path) -> None:
     done = _bench("--quick", "--cases", "c", "--dir", disk_dir)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line.split() for line in done.stdout.splitlines() if line.startswith("c ")]
-    assert sorted(row[1] for row in rows) == ["logrotate", "nodeguard"]
+    assert sorted((row[1], row[2]) for row in rows) == [
+        ("logrotate", "any"),
+        ("nodeguard", "any"),
+        ("nodeguard", "resident-pass"),  # the same pass inside a running process
+    ]
     assert all(float(row[3]) > 0 for row in rows)  # wall seconds parse as numbers
 
 

@@ -131,6 +131,21 @@ def test_lossless_leaves_a_file_of_one_block_unchanged(ext4: Mounted, tmp_path: 
     assert os.listdir(logs) == ["app.log"]
 
 
+def test_lossless_that_moves_nothing_keeps_the_existing_rotated_files(
+    ext4: Mounted, tmp_path: Path
+) -> None:
+    logs = fresh_dir(ext4, tmp_path)
+    old = logs / "app.log.20260101-000000"
+    old.write_bytes(b"the only rotated copy\n")
+    (logs / "app.log").write_bytes(DATA[:4000])
+    code, body = rotate_json(
+        make_config(tmp_path, [policy(logs, max_size="1Ki", max_files=2, compress="none")])
+    )
+    assert code == 0, body
+    assert old.read_bytes() == b"the only rotated copy\n"
+    assert [f["action"] for f in body["files"] if f["path"] == str(old)] == []
+
+
 def test_lossless_without_an_intent_journal_refuses_and_changes_nothing(
     ext4: Mounted, tmp_path: Path
 ) -> None:
