@@ -661,6 +661,9 @@ def main(argv: list[str] | None = None) -> int:
         tools = _tools(args)
         check_dir(args.dir)
         cases(args)  # unknown names fail here, before any tree is built
+        bad = [c for c in args.compressors if c not in ("auto", "isal", "zlib")]
+        if bad:
+            raise UsageError(f"--compressors: unknown {', '.join(bad)} (have auto, isal, zlib)")
         return _bench(args, tools)
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)

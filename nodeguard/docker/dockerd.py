@@ -5,8 +5,9 @@ so nodeguard runs ``dockerd --config-file CANDIDATE`` as the unprivileged user 6
 with no capabilities. dockerd reads and checks the file first (JSON syntax, unknown
 directives, value types) and then stops with "dockerd needs to be started with root",
 before it creates its data root, pidfile, sockets or any network interface: seen with
-strace on 20.10.24, it only opens files for reading and creates nothing. Both forms run unprivileged, so neither can
-start containers or touch /var/lib/docker even if a future dockerd behaved otherwise.
+strace on 20.10.24, it only opens files for reading and creates nothing. Both forms run
+unprivileged, so neither can start containers or touch /var/lib/docker even if a future
+dockerd behaved otherwise.
 """
 
 from __future__ import annotations

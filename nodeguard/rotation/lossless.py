@@ -298,6 +298,8 @@ def _validate(record: dict[str, Any]) -> None:
 
 
 def _split(path: str) -> tuple[str, str]:
+    if not isinstance(path, str):
+        raise ValueError(f"intent record path must be a string: {path!r}")
     head, name = os.path.split(path)
     if not os.path.isabs(path) or not name or name in (".", ".."):
         raise ValueError(f"intent record path must be absolute and name a file: {path!r}")

@@ -169,10 +169,15 @@ def _match_files(directory: Directory, part: str) -> DirMatch:
     except OSError:
         return match
     hidden_ok = part.startswith(".")
+    fd, files = directory.fd, match.files
     for name in fnmatch.filter(match.listing, part):
-        if (hidden_ok or not name.startswith(".")) and not naming.is_rotated_or_temp(name):
-            with contextlib.suppress(FileNotFoundError):
-                match.files[name] = os.stat(name, dir_fd=directory.fd, follow_symlinks=False)
+        if (hidden_ok or name[0] != ".") and not naming.is_rotated_or_temp(name):
+            # try/except rather than contextlib.suppress: this loop runs once per log
+            try:
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed since the listing
+            files[name] = st
     return match
 
 

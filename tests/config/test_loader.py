@@ -202,9 +202,13 @@ def test_embedded_default_validates_and_matches_the_node_guide() -> None:
     pods = config.policy("container-logs")
     assert pods is not None
     assert pods.paths == ("/var/log/pods/*/*/*.log",)
-    assert (pods.max_size, pods.max_files, pods.method) == (10 * 1024**2, 5, "copytruncate")
+    # A hard ceiling above kubelet's default containerLogMaxSize (10Mi), in place: the
+    # runtime keeps these files open, so they are never renamed.
+    assert (pods.max_size, pods.max_files, pods.method) == (20 * 1024**2, 5, "lossless")
+    assert pods.max_size > 10 * 1024**2
     var_log = config.policy("var-log")
-    assert var_log is not None and var_log.method == "copytruncate"
+    assert var_log is not None and var_log.method == "lossless"
+    assert config.interval == 3600
 
 
 def test_embedded_default_is_used_when_the_default_path_is_absent(
