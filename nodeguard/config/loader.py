@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ class Node:
 
 def embedded_default_text() -> str:
     """The default config shipped inside the package."""
-    return resources.files("nodeguard.config").joinpath("default.yaml").read_text("utf-8")
+    return (Path(__file__).parent / "default.yaml").read_text("utf-8")
 
 
 def load_config(main: Path | None = None, *, dropins: bool = True) -> Config:

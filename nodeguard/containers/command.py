@@ -8,14 +8,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from nodeguard.config.model import Config
-from nodeguard.containers.inventory import Inventory, take_inventory
-from nodeguard.containers.orphans import OrphanPodDir, RemovalRefused, remove_pod_dir
-from nodeguard.containers.report import render_text
-from nodeguard.containers.samples import SAMPLES_NAME, load_samples, save_samples
 from nodeguard.state import LockBusy, pass_lock
+
+if TYPE_CHECKING:  # the work modules load only when this command runs: a fast CLI start
+    from nodeguard.config.model import Config
+    from nodeguard.containers.inventory import Inventory
+    from nodeguard.containers.orphans import OrphanPodDir
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 
@@ -45,6 +45,8 @@ def run(
     args: argparse.Namespace, config: Config, *, clock: Callable[[], float], out: TextIO
 ) -> int:
     """Take the inventory, store this run's samples, optionally remove orphans, print."""
+    from nodeguard.containers.report import render_text
+
     min_age = config.containers.remove_orphaned_pod_logs_after
     if args.apply and min_age is None:
         print(
@@ -70,6 +72,9 @@ def run(
 
 
 def _inventory_with_samples(config: Config, now: float) -> Inventory:
+    from nodeguard.containers.inventory import take_inventory
+    from nodeguard.containers.samples import SAMPLES_NAME, load_samples, save_samples
+
     path = config.state_dir / SAMPLES_NAME
     samples, problem = load_samples(path)
     inventory = take_inventory(config, samples, now)
@@ -94,6 +99,8 @@ def apply_removals(
 
 
 def _remove(orphan: OrphanPodDir, config: Config, min_age: int, now: float) -> OrphanPodDir:
+    from nodeguard.containers.orphans import RemovalRefused, remove_pod_dir
+
     try:
         remove_pod_dir(config.containers.pods_dir, orphan.pod.name, min_age, now)
     except RemovalRefused as exc:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+from typing import TYPE_CHECKING
 
-from nodeguard.config import Config
-from nodeguard.docker import apply, dockerd
-from nodeguard.docker.restart import restart_docker
+if TYPE_CHECKING:  # the work modules load only when this command runs: a fast CLI start
+    from nodeguard.config import Config
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def handle(args: argparse.Namespace, config: Config) -> int:
     """Run the chosen mode against the real world (dockerd, systemctl, the files)."""
+    from nodeguard.docker import apply, dockerd
+    from nodeguard.docker.restart import restart_docker
+
     if args.restart and not args.apply:
         print("nodeguard: --restart goes with --apply", file=sys.stderr)
         return apply.EXIT_USAGE
