@@ -29,7 +29,10 @@ Handler = Callable[[argparse.Namespace, Config], int]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="nodeguard", description=__doc__.splitlines()[0] if __doc__ else None
+        prog="nodeguard",
+        description="Keeps logs from filling a node's disks.",
+        epilog="Exit codes: 0 success, 1 some action failed or was refused, 2 bad config "
+        "or usage (nothing changed), 3 another pass holds the lock.",
     )
     parser.add_argument("--version", action="version", version=f"nodeguard {__version__}")
     parser.add_argument(
