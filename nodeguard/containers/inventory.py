@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from nodeguard.containers.layout import (
 )
 from nodeguard.containers.orphans import OrphanPodDir, find_orphans
 from nodeguard.containers.samples import Samples
+from nodeguard.rotation.scan import path_matches
 
 K8S_NAMESPACE = "io.kubernetes.pod.namespace"
 K8S_POD = "io.kubernetes.pod.name"
@@ -207,17 +207,9 @@ def _finish(
     return replace(row, growth=growth, bounded_by=tuple(bounds))
 
 
-def glob_matches(pattern: str, path: str) -> bool:
-    """Shell-glob match as the rotation engine expands paths: ``*`` never crosses ``/``."""
-    want, have = pattern.split("/"), path.split("/")
-    return len(want) == len(have) and all(
-        fnmatchcase(h, w) for w, h in zip(want, have, strict=True)
-    )
-
-
 def policy_matches(policy: Policy, path: str) -> bool:
     """Whether any of the policy's globs covers ``path``."""
-    return any(glob_matches(pattern, path) for pattern in policy.paths)
+    return any(path_matches(pattern, path) for pattern in policy.paths)
 
 
 def policy_problems(

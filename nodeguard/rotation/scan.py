@@ -201,3 +201,21 @@ def _walk_literal(start: Directory, path: str, problem: Problem, links: int) -> 
             return None
         current = child
     return current
+
+
+def path_matches(pattern: str, path: str) -> bool:
+    """Whether :func:`expand` would reach ``path`` from ``pattern`` (names only, no I/O).
+
+    Component by component, like a shell: ``*`` never crosses ``/`` and does not match
+    a name starting with a dot unless the pattern component does.
+    """
+    want = [p for p in pattern.split("/") if p]
+    have = [p for p in path.split("/") if p]
+    return len(want) == len(have) and all(map(_component_matches, want, have))
+
+
+def _component_matches(part: str, name: str) -> bool:
+    if not has_magic(part):
+        return part == name
+    hidden_ok = part.startswith(".") or not name.startswith(".")
+    return hidden_ok and fnmatch.fnmatchcase(name, part)
