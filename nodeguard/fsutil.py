@@ -87,6 +87,57 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _renameat2 = getattr(_libc, "renameat2", None)
 
 
+# statfs(2) f_type of filesystems where fsync of a file also makes durable every metadata
+# change made on that filesystem before it, the file's own new directory entry included:
+# ext4 (jbd2 commits transactions in order; without a journal, ext4_sync_parent writes the
+# directory of a new entry) and xfs (the log is forced, in order, up to the inode's last
+# change). Elsewhere (btrfs, NFS, ...) a directory is fsynced explicitly, as POSIX asks.
+ORDERED_FS = frozenset({0xEF53, 0x58465342})
+_STATFS_SIZE = 256  # larger than struct statfs on every Linux ABI; f_type comes first
+_fstatfs = getattr(_libc, "fstatfs", None)
+
+
+def fs_type(fd: int) -> int | None:
+    """The statfs(2) f_type of the filesystem holding ``fd`` (None if unknown)."""
+    if _fstatfs is None:
+        return None
+    buf = ctypes.create_string_buffer(_STATFS_SIZE)
+    if _fstatfs(fd, buf) != 0:
+        return None
+    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+
+
+def fsync_covers_entries(fd: int) -> bool:
+    """Whether fsync of a new file on ``fd``'s filesystem also persists its directory
+    entry and every earlier rename or create there (see ORDERED_FS)."""
+    return fs_type(fd) in ORDERED_FS
+
+
+def create_durable(dir_fd: int, name: str, data: bytes, mode: int) -> None:
+    """Create ``name`` (O_EXCL) holding ``data``; return once file and entry are durable.
+
+    One fsync where it also persists the entry (ext4, xfs), else a second one of the
+    directory. A crash before it returns leaves the file empty or whole (``data`` is
+    written in one call and must be smaller than a page), or absent.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(name, flags, mode, dir_fd=dir_fd)
+    try:
+        os.fchmod(fd, mode)
+        if os.write(fd, data) != len(data):
+            raise OSError(errno.EIO, "short write", name)
+        os.fsync(fd)
+        ordered = fsync_covers_entries(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=dir_fd)
+        raise
+    os.close(fd)
+    if not ordered:
+        os.fsync(dir_fd)
+
+
 def rename_noreplace(src_dir_fd: int, src: str, dst_dir_fd: int, dst: str) -> None:
     """Rename within directory fds, failing with EEXIST instead of replacing ``dst``.
 

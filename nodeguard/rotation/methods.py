@@ -101,10 +101,20 @@ def rename(log: LiveLog, target: str, policy: Policy, intents: Intents) -> Outco
     if not same_file(os.stat(target, dir_fd=r.fd, follow_symlinks=False), log.st):
         rename_noreplace(r.fd, target, d.fd, log.name)  # swapped after the check: put it back
         raise Changed(f"{log.path} was replaced during rotation; left as it was")
-    os.fsync(r.fd)
-    create_live(d.fd, log.name, mode, uid, gid)
+    # In one directory, the fsync that makes the new live file durable covers the rename
+    # too; olddir needs its own (ext4 without a journal persists only the new entry's).
+    same_dir = _same_dir(d.fd, r.fd)
+    if not same_dir:
+        os.fsync(r.fd)
+    if not create_live(d.fd, log.name, mode, uid, gid) and same_dir:
+        os.fsync(d.fd)  # the writer made the file: nothing fsynced the rename yet
     faults.point("rename.after-create")
     return Outcome(0)
+
+
+def _same_dir(a: int, b: int) -> bool:
+    sa, sb = os.fstat(a), os.fstat(b)
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 def _create_spec(log: LiveLog, policy: Policy) -> tuple[int, int, int]:

@@ -288,9 +288,11 @@ def _quarantine(
 
 
 def _remove_torn_writes(directory: Path) -> list[Record]:
-    """Temp files of intent records whose write was cut short (their step never began),
-    and of the pass's state file (written under the same lock, so none is in use)."""
+    """Intent records whose write was cut short (empty, or temp files of older versions:
+    their step never began), and temp files of the pass's state file (written under the
+    same lock, so none is in use)."""
     torn = sorted(directory.glob(f".*{fsutil.TMP_MARK}")) if directory.is_dir() else []
+    torn += [p for p in sorted(directory.glob("*.json")) if _empty_file(p)]
     state = sorted(directory.parent.glob(f".state.json.*{fsutil.TMP_MARK}"))
     records: list[Record] = []
     for path, what in [(p, "intent record (its step never began)") for p in torn] + [
@@ -300,6 +302,16 @@ def _remove_torn_writes(directory: Path) -> list[Record]:
             path.unlink()
             records.append(Record("-", str(path), "cleanup", DONE, f"torn {what}"))
     return records
+
+
+def _empty_file(path: Path) -> bool:
+    """A regular file of 0 bytes: a record is written in one call, then fsynced, before
+    its step begins, so an empty one was cut short before its step."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size == 0
 
 
 def pending_paths(journal: Journal) -> set[str]:
@@ -364,15 +376,20 @@ def create_live(dir_fd: int, name: str, mode: int, uid: int, gid: int) -> bool:
         fd = os.open(name, flags, 0o600, dir_fd=dir_fd)
     except FileExistsError:
         return False
+    ordered = False
     try:
         if os.geteuid() == 0 or (uid, gid) != (os.geteuid(), os.getegid()):
             with contextlib.suppress(PermissionError):
                 os.fchown(fd, uid, gid)
         os.fchmod(fd, mode)
+        # After fchown/fchmod, so owner and mode are durable with the file; on ext4/xfs
+        # this also persists its entry and the rename before it (fsutil.ORDERED_FS).
         os.fsync(fd)
+        ordered = fsutil.fsync_covers_entries(fd)
     finally:
         os.close(fd)
-    os.fsync(dir_fd)
+    if not ordered:
+        os.fsync(dir_fd)
     return True
 
 

@@ -261,6 +261,21 @@ def test_torn_intent_write_is_removed(tmp_path: Path, logs: Path) -> None:
     assert [f["action"] for f in body["files"] if f["path"] == str(torn)] == ["cleanup"]
 
 
+def test_empty_intent_record_is_a_torn_write_and_is_removed(tmp_path: Path, logs: Path) -> None:
+    # Records are created under their final name and filled in one write before their
+    # step begins: a kill between the create and the write leaves an empty file.
+    torn = tmp_path / "state" / "intents" / "0123abcd.json"
+    torn.parent.mkdir(parents=True)
+    torn.touch()
+    before = tree_digest(logs)
+    code, body = rotate_json(make_config(tmp_path, [policy(logs, max_size="1Mi")]))
+    assert code == 0, body
+    assert not torn.exists()
+    assert not (torn.parent / "malformed").exists()
+    assert [f["action"] for f in body["files"] if f["path"] == str(torn)] == ["cleanup"]
+    assert tree_digest(logs) == before
+
+
 @pytest.fixture
 def public_dir() -> Iterator[Path]:
     """A directory user nobody can reach (pytest's tmp_path is root-only)."""
