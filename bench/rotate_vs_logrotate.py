@@ -618,8 +618,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--compressors",
         type=lambda s: s.split(","),
-        default=["isal", "zlib"],
-        help="nodeguard compressors for the gzip cases (isal,zlib)",
+        default=["auto", "zlib"],
+        help="nodeguard compressors for the gzip cases: auto (the default: ISA-L or "
+        "zlib-ng where installed), zlib (as from the deb), isal, zlibng (auto,zlib)",
     )
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp"), help="disk, not tmpfs")
     parser.add_argument("--python", default=None, help="interpreter for nodeguard (.venv's)")
@@ -661,9 +662,11 @@ def main(argv: list[str] | None = None) -> int:
         tools = _tools(args)
         check_dir(args.dir)
         cases(args)  # unknown names fail here, before any tree is built
-        bad = [c for c in args.compressors if c not in ("auto", "isal", "zlib")]
+        bad = [c for c in args.compressors if c not in ("auto", "isal", "zlib", "zlibng")]
         if bad:
-            raise UsageError(f"--compressors: unknown {', '.join(bad)} (have auto, isal, zlib)")
+            raise UsageError(
+                f"--compressors: unknown {', '.join(bad)} (have auto, isal, zlib, zlibng)"
+            )
         return _bench(args, tools)
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
