@@ -52,26 +52,38 @@ def corpora(paths: list[str]) -> dict[str, bytes]:
     return found
 
 
-def encoders() -> tuple[list[Encoder], Any]:
+def encoders() -> tuple[list[Encoder], dict[str, Any]]:
+    """zlib's levels, plus ISA-L's and zlib-ng's where installed."""
+    modules: dict[str, Any] = {"zlib": zlib}
+    encs: list[Encoder] = []
     try:
         from isal import isal_zlib
+
+        modules["isal"] = isal_zlib
+        encs += [("isal", n) for n in (1, 2, 3)]
     except ImportError:
-        return [("zlib", n) for n in range(1, 10)], None
-    return [("isal", n) for n in (1, 2, 3)] + [("zlib", n) for n in range(1, 10)], isal_zlib
+        pass
+    try:
+        from zlib_ng import zlib_ng
+
+        modules["zlibng"] = zlib_ng
+        encs += [("zlibng", n) for n in range(1, 7)]
+    except ImportError:
+        pass
+    return encs + [("zlib", n) for n in range(1, 10)], modules
 
 
-def compress(enc: Encoder, data: bytes, isal: Any) -> bytes:
-    module = isal if enc[0] == "isal" else zlib
-    comp = module.compressobj(enc[1], zlib.DEFLATED, 31)
+def compress(enc: Encoder, data: bytes, modules: dict[str, Any]) -> bytes:
+    comp = modules[enc[0]].compressobj(enc[1], zlib.DEFLATED, 31)
     return bytes(comp.compress(data) + comp.flush())
 
 
-def speed(enc: Encoder, data: bytes, isal: Any) -> float:
+def speed(enc: Encoder, data: bytes, modules: dict[str, Any]) -> float:
     """Single-thread MB/s, best of three."""
     best = float("inf")
     for _ in range(3):
         start = time.process_time()
-        compress(enc, data, isal)
+        compress(enc, data, modules)
         best = min(best, time.process_time() - start)
     return len(data) / max(best, 1e-9) / 1e6
 
@@ -81,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("logs", nargs="*", default=list(HOST_LOGS), help="real log files")
     args = parser.parse_args(argv)
     data = corpora(args.logs)
-    encs, isal = encoders()
-    sizes = {(name, e): len(compress(e, d, isal)) for name, d in data.items() for e in encs}
-    mbps = {e: speed(e, data["bench"], isal) for e in encs}
+    encs, modules = encoders()
+    sizes = {(name, e): len(compress(e, d, modules)) for name, d in data.items() for e in encs}
+    mbps = {e: speed(e, data["bench"], modules) for e in encs}
     print(
         "gzip -6 keeps:",
         ", ".join(f"{n} {sizes[(n, ('zlib', 6))] / len(d):.3f}" for n, d in data.items()),
