@@ -316,7 +316,9 @@ class PolicyPass:
         if not self._admissible(log):
             return
         self.handled[(log.st.st_dev, log.st.st_ino)] = self.policy.name
-        if self.policy.method != "rename":
+        if self.policy.method != "rename" and (rotated or self.policy.max_files == 1):
+            # Only a file rotated in place before can show the mark; a scan of logs that
+            # never were costs nothing here.
             self._check_append(log)
         if rotated or temps or rotate_reason(self.policy, log.st.st_size, self.options.force):
             rotated = self._recover(log, rotated, temps)
