@@ -20,6 +20,15 @@ TMP_MARK = ".nodeguard-tmp"
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+def unique_temp_name(name: str) -> str:
+    """A hidden temp name for a write of ``name``, unique per write (pid and a random tag).
+
+    The pid alone repeats across restarts (a container's main process is always pid 1),
+    so a temp left by a crash must never block the next write.
+    """
+    return f".{name}.{os.getpid()}-{os.urandom(4).hex()}{TMP_MARK}"
+
+
 def fsync_dir(path: Path | str) -> None:
     """Make a rename or unlink in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -47,7 +56,7 @@ def atomic_write(
         owner = (old.st_uid, old.st_gid) if owner is None else owner
     except FileNotFoundError:
         mode = 0o644 if mode is None else mode
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_MARK}")
+    tmp = path.with_name(unique_temp_name(path.name))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "wb", closefd=False) as handle:

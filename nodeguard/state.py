@@ -15,13 +15,14 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nodeguard.fsutil import atomic_write, create_durable
+from nodeguard.fsutil import TMP_MARK, atomic_write, create_durable
 
 STATE_VERSION = 1
 
@@ -132,3 +133,189 @@ class IntentJournal:
                 record = None
             out.append((path.stem, record if isinstance(record, dict) else None))
         return out
+
+
+# --- the state-file API: every file in state_dir goes through these ---------------
+
+STATE_READ_CAP = 16 * 1024 * 1024  # a state document larger than this is corrupt
+STALE_TEMP_AGE = 3600.0
+
+
+class StateDirUnsafe(Exception):
+    """The state folder (or a parent) could be changed by someone other than us."""
+
+
+def check_state_dir(path: Path, euid: int) -> None:
+    """Refuse a state folder that others could tamper with.
+
+    Every component from ``/`` down to ``path`` must be a real directory (no symlink in
+    the final component), owned by root or ``euid``, and not writable by group or
+    others, except a sticky folder such as /tmp whose next component we own. Raises
+    StateDirUnsafe naming the component and the reason; a missing ``path`` is fine
+    (it is created 0700 by :func:`ensure_state_dir`).
+    """
+    path = Path(os.path.abspath(path))
+    parts = [Path("/"), *[Path(*path.parts[: i + 1]) for i in range(1, len(path.parts))]]
+    for index, part in enumerate(parts):
+        try:
+            st = os.lstat(part)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StateDirUnsafe(f"{part}: cannot inspect: {exc.strerror}") from None
+        _check_component(part, st, euid, parts[index + 1] if index + 1 < len(parts) else None)
+
+
+def _check_component(part: Path, st: os.stat_result, euid: int, child: Path | None) -> None:
+    if stat.S_ISLNK(st.st_mode) and child is not None and st.st_uid == 0:
+        return  # a root-owned symlink in a parent (e.g. /var/run -> /run) is root's choice
+    if not stat.S_ISDIR(st.st_mode):
+        raise StateDirUnsafe(f"{part}: not a directory")
+    if st.st_uid not in (0, euid):
+        raise StateDirUnsafe(f"{part}: owned by uid {st.st_uid}, not root")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        sticky_parent = st.st_mode & stat.S_ISVTX and child is not None
+        if sticky_parent and _owned_by(child, euid):
+            return
+        raise StateDirUnsafe(f"{part}: writable by group or others (mode {st.st_mode & 0o7777:o})")
+
+
+def _owned_by(path: Path | None, euid: int) -> bool:
+    """True when ``path`` is our directory, or missing (created then checked again)."""
+    try:
+        st = os.lstat(path) if path is not None else None
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return st is not None and stat.S_ISDIR(st.st_mode) and st.st_uid in (0, euid)
+
+
+def ensure_state_dir(path: Path, euid: int) -> None:
+    """Create the state folder 0700 if missing, then check it (StateDirUnsafe if unsafe)."""
+    check_state_dir(path, euid)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StateDirUnsafe(f"{path}: not a directory") from None
+    check_state_dir(path, euid)
+
+
+def read_capped(path: Path, cap: int = STATE_READ_CAP) -> bytes:
+    """Read a regular file of at most ``cap`` bytes, never following a symlink.
+
+    O_NONBLOCK keeps a FIFO from hanging us; the fstat check refuses anything but a
+    regular file. Raises OSError (ELOOP, ENXIO, EFBIG, EISDIR ...) with a clear strerror.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if st.st_size > cap:
+            raise OSError(errno.EFBIG, f"larger than {cap} bytes", str(path))
+        chunks: list[bytes] = []
+        total = 0
+        while chunk := os.read(fd, min(1 << 20, cap + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > cap:
+                raise OSError(errno.EFBIG, f"larger than {cap} bytes", str(path))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A state document as read: its data (None when absent or unusable) and any problem."""
+
+    data: dict[str, Any] | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class StateDocument:
+    """One versioned JSON document in the state folder (``kind`` names its format).
+
+    Reads are capped and type-checked; a corrupt, foreign or oversized file yields
+    ``Loaded(None, problem)`` for the caller to report and rebuild from, never an
+    exception. Writes are atomic with a unique temp name.
+    """
+
+    path: Path
+    kind: str
+    version: int = 1
+    cap: int = STATE_READ_CAP
+
+    def load(self) -> Loaded:
+        try:
+            raw = read_capped(self.path, self.cap)
+        except FileNotFoundError:
+            return Loaded(None)
+        except OSError as exc:
+            return Loaded(None, f"{self.path}: cannot read: {exc.strerror or exc}")
+        try:
+            return Loaded(self._parse(raw))
+        except ValueError as exc:
+            return Loaded(None, f"{self.path}{exc}")
+
+    def _parse(self, raw: bytes) -> dict[str, Any]:
+        """The document's data; ValueError (":line:col: why" or ": why") if unusable."""
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ValueError(": not UTF-8") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f":{exc.lineno}:{exc.colno}: {exc.msg}") from None
+        except RecursionError:
+            raise ValueError(": nested too deeply") from None
+        if not isinstance(data, dict) or data.get("kind") != self.kind:
+            raise ValueError(f": not a nodeguard {self.kind} document")
+        if data.get("version") != self.version:
+            raise ValueError(f": version {data.get('version')!r}, not {self.version}")
+        body = data.get("data")
+        if not isinstance(body, dict):
+            raise ValueError(": no data mapping")
+        return body
+
+    def save(self, data: Mapping[str, Any]) -> None:
+        """Write atomically (temp, fsync, rename, fsync folder), mode 0600."""
+        doc = {"kind": self.kind, "version": self.version, "data": data}
+        text = json.dumps(doc, separators=(",", ":"), sort_keys=True, allow_nan=False)
+        atomic_write(self.path, text.encode() + b"\n", mode=0o600, owner=(os.geteuid(), 0))
+
+
+def clean_stale_temps(directory: Path, now: float, max_age: float = STALE_TEMP_AGE) -> list[str]:
+    """Remove temp files left in ``directory`` by crashed writers; return their names.
+
+    A temp is stale when its writer's pid is gone or it is older than ``max_age``
+    seconds. Only regular files with nodeguard's temp mark are touched.
+    """
+    removed: list[str] = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        if not (name.startswith(".") and name.endswith(TMP_MARK)):
+            continue
+        path = directory / name
+        with contextlib.suppress(OSError):
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode) and (
+                now - st.st_mtime > max_age or not _writer_alive(name)
+            ):
+                os.unlink(path)
+                removed.append(name)
+    return removed
+
+
+def _writer_alive(name: str) -> bool:
+    pid = name.rsplit(".", 2)[-2].split("-", 1)[0] if name.count(".") >= 3 else ""
+    if not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return True
+    return os.path.exists(f"/proc/{pid}")

@@ -236,9 +236,7 @@ def _field(spec: Field, parent: Node, path: str, problems: list[str]) -> Any:
         if spec.required:
             problems.append(f"{parent.where}: {path}: is required")
             return None
-        node = Node(spec.default, parent.where)
-        if isinstance(spec.default, dict):
-            node = Node({k: Node(v, parent.where) for k, v in spec.default.items()}, parent.where)
+        node = _default_node(spec.default, parent.where)
     if spec.kind is Kind.SECTION and spec.section is not None:
         if node.value is None and spec.nullable:
             return None
@@ -250,6 +248,15 @@ def _field(spec: Field, parent: Node, path: str, problems: list[str]) -> Any:
     except ValueError as exc:
         problems.append(f"{node.where}: {path}: {exc}")
         return None
+
+
+def _default_node(value: Any, where: str) -> Node:
+    """A schema default as the loader's positioned tree (located at the parent)."""
+    if isinstance(value, dict):
+        return Node({k: _default_node(v, where) for k, v in value.items()}, where)
+    if isinstance(value, list):
+        return Node([_default_node(v, where) for v in value], where)
+    return Node(value, where)
 
 
 def _section_list(section: Section, node: Node, path: str, problems: list[str]) -> Any:

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nodeguard.config.sections import AlertsConfig, DaemonConfig, DiskConfig, JournalConfig
+
 
 @dataclass(frozen=True)
 class CreateSpec:
@@ -83,6 +85,10 @@ class Config:
     policies: tuple[Policy, ...]
     containers: ContainersConfig
     docker: DockerConfig
+    disk: DiskConfig = field(default_factory=DiskConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
     sources: tuple[str, ...] = ()
 
     def policy(self, name: str) -> Policy | None:

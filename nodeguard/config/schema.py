@@ -8,216 +8,22 @@ generated from it, so none of them can drift from the others.
 
 from __future__ import annotations
 
-import grp
-import pwd
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from enum import Enum
-from pathlib import Path
-from types import MappingProxyType
+from collections.abc import Mapping
 from typing import Any
 
 from nodeguard.config import model
-from nodeguard.config.units import parse_duration, parse_size
+from nodeguard.config.fields import (
+    REQUIRED,
+    Field,
+    Kind,
+    Section,
+    lookup_group,
+    lookup_user,
+    parse_scalar,
+)
+from nodeguard.config.sections import ALERTS, DAEMON, DISK, JOURNAL
 
-
-class Kind(Enum):
-    """Value types a key can hold; each has one parser below."""
-
-    STR = "string"
-    INT = "integer"
-    BOOL = "boolean"
-    SIZE = "size"
-    DURATION = "duration"
-    PATH = "absolute path"
-    GLOBS = "list of absolute globs"
-    CHOICE = "one of"
-    MODE = "octal mode"
-    STR_MAP = "mapping of strings"
-    USER_GROUP = "[user, group]"
-    SECTION = "section"
-    SECTION_LIST = "list of sections"
-
-
-class _Required:
-    def __repr__(self) -> str:
-        return "REQUIRED"
-
-
-REQUIRED: Any = _Required()
-
-
-@dataclass(frozen=True)
-class Field:
-    """One key: its type, its default as written in YAML, and its documentation."""
-
-    key: str
-    kind: Kind
-    doc: str
-    default: Any = REQUIRED
-    example: Any = None
-    choices: tuple[str, ...] = ()
-    minimum: int | None = None
-    maximum: int | None = None
-    nullable: bool = False
-    section: Section | None = None
-
-    @property
-    def required(self) -> bool:
-        return self.default is REQUIRED
-
-
-Check = Callable[[Mapping[str, Any]], list[tuple[str, str]]]
-
-
-@dataclass(frozen=True)
-class Section:
-    """A mapping of keys that becomes one frozen model object."""
-
-    name: str
-    doc: str
-    fields: tuple[Field, ...]
-    build: Callable[..., Any]
-    check: Check | None = None
-
-    def field(self, key: str) -> Field | None:
-        return next((f for f in self.fields if f.key == key), None)
-
-
-# --- scalar parsers: each returns the typed value or raises ValueError -------
-
-
-def _is_absolute(value: str) -> bool:
-    return value.startswith("/") and "\0" not in value
-
-
-def parse_scalar(spec: Field, value: Any) -> Any:
-    """Turn one YAML value into its typed form according to ``spec``."""
-    if value is None:
-        if spec.nullable:
-            return None
-        raise ValueError("must not be empty")
-    parser = _PARSERS[spec.kind]
-    return parser(spec, value)
-
-
-def _str(spec: Field, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{value!r} is not a non-empty string")
-    return value
-
-
-def _int(spec: Field, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{value!r} is not an integer")
-    if spec.minimum is not None and value < spec.minimum:
-        raise ValueError(f"{value} is below the minimum {spec.minimum}")
-    if spec.maximum is not None and value > spec.maximum:
-        raise ValueError(f"{value} is above the maximum {spec.maximum}")
-    return value
-
-
-def _bool(spec: Field, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{value!r} is not true or false")
-    return value
-
-
-def _size(spec: Field, value: Any) -> int:
-    nbytes = parse_size(value)
-    if spec.minimum is not None and nbytes < spec.minimum:
-        raise ValueError(f"{value!r} is below the minimum of {spec.minimum} bytes")
-    return nbytes
-
-
-def _duration(spec: Field, value: Any) -> int:
-    return parse_duration(value)
-
-
-def _path(spec: Field, value: Any) -> Path:
-    if not isinstance(value, str) or not _is_absolute(value):
-        raise ValueError(f"{value!r} is not an absolute path")
-    return Path(value)
-
-
-def _globs(spec: Field, value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value:
-        raise ValueError("must be a non-empty list of absolute paths or globs")
-    for item in value:
-        if not isinstance(item, str) or not _is_absolute(item):
-            raise ValueError(f"{item!r} is not an absolute path or glob")
-        if "**" in item:
-            raise ValueError(f"{item!r}: '**' is not supported; spell out each level")
-    return tuple(value)
-
-
-def _choice(spec: Field, value: Any) -> str:
-    if value not in spec.choices:
-        raise ValueError(f"{value!r} is not one of {', '.join(spec.choices)}")
-    return str(value)
-
-
-_MODE_RE = re.compile(r"^0?[0-7]{3,4}$")
-
-
-def _mode(spec: Field, value: Any) -> int:
-    # YAML reads an unquoted 0640 as the int 416 and 640 as decimal 640: neither says
-    # what the admin meant unambiguously, so only quoted octal strings are accepted.
-    if isinstance(value, str) and _MODE_RE.match(value):
-        return int(value, 8)
-    raise ValueError(f'{value!r} is not an octal mode; quote it, e.g. "0640"')
-
-
-def _str_map(spec: Field, value: Any) -> Mapping[str, str]:
-    if not isinstance(value, dict):
-        raise ValueError("must be a mapping")
-    out: dict[str, str] = {}
-    for key, item in value.items():
-        if isinstance(item, bool) or not isinstance(item, str | int):
-            raise ValueError(f"{key}: {item!r} must be a string")
-        out[str(key)] = str(item)
-    return MappingProxyType(out)
-
-
-def _user_group(spec: Field, value: Any) -> tuple[str, str]:
-    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
-        raise ValueError("must be a list of two names: [user, group]")
-    user, group = value
-    _lookup_user(user)
-    _lookup_group(group)
-    return (user, group)
-
-
-def _lookup_user(name: str) -> None:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        raise ValueError(f"no such user {name!r}") from None
-
-
-def _lookup_group(name: str) -> None:
-    try:
-        grp.getgrnam(name)
-    except KeyError:
-        raise ValueError(f"no such group {name!r}") from None
-
-
-_PARSERS: dict[Kind, Callable[[Field, Any], Any]] = {
-    Kind.STR: _str,
-    Kind.INT: _int,
-    Kind.BOOL: _bool,
-    Kind.SIZE: _size,
-    Kind.DURATION: _duration,
-    Kind.PATH: _path,
-    Kind.GLOBS: _globs,
-    Kind.CHOICE: _choice,
-    Kind.MODE: _mode,
-    Kind.STR_MAP: _str_map,
-    Kind.USER_GROUP: _user_group,
-}
+__all__ = ["REQUIRED", "ROOT", "Field", "Kind", "Section", "parse_scalar"]
 
 
 # --- cross-field checks --------------------------------------------------------
@@ -228,12 +34,12 @@ def _check_create(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     owner, group = values.get("owner"), values.get("group")
     if owner is not None:
         try:
-            _lookup_user(owner)
+            lookup_user(owner)
         except ValueError as exc:
             errors.append(("owner", str(exc)))
     if group is not None:
         try:
-            _lookup_group(group)
+            lookup_group(group)
         except ValueError as exc:
             errors.append(("group", str(exc)))
     return errors
@@ -547,5 +353,9 @@ ROOT = Section(
         ),
         Field("containers", Kind.SECTION, CONTAINERS.doc, {}, section=CONTAINERS),
         Field("docker", Kind.SECTION, DOCKER.doc, {}, section=DOCKER),
+        Field("disk", Kind.SECTION, DISK.doc, {}, section=DISK),
+        Field("alerts", Kind.SECTION, ALERTS.doc, {}, section=ALERTS),
+        Field("journal", Kind.SECTION, JOURNAL.doc, {}, section=JOURNAL),
+        Field("daemon", Kind.SECTION, DAEMON.doc, {}, section=DAEMON),
     ),
 )

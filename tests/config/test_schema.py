@@ -20,6 +20,8 @@ from nodeguard.config.schema import (
     Section,
     parse_scalar,
 )
+from nodeguard.config.sections.alerts import ALERTMANAGER, ALERTS
+from nodeguard.config.sections.disk import DISK, OUT_OF_SPACE
 
 MINIMAL_POLICY = "policies:\n  - name: app\n    paths: [/var/log/app/*.log]\n"
 
@@ -50,6 +52,13 @@ ACCEPTED: list[tuple[Section, str, Any, Any]] = [
     (CREATE, "mode", "1755", 0o1755),
     (DOCKER, "log_opts", {"max-file": 5, "max-size": "10m"}, {"max-file": "5", "max-size": "10m"}),
     (POLICY, "su", ["nobody", "nogroup"], ("nobody", "nogroup")),
+    (OUT_OF_SPACE, "warning", "5%", 0.05),
+    (OUT_OF_SPACE, "critical", "12.5 %", 0.125),
+    (DISK, "paths", ["/data", "/srv"], ("/data", "/srv")),
+    (ALERTMANAGER, "url", "http://127.0.0.1:9093/", "http://127.0.0.1:9093"),
+    (ALERTMANAGER, "url", None, None),
+    (ALERTS, "metrics_listen", "127.0.0.1:9877", ("127.0.0.1", 9877)),
+    (ALERTS, "metrics_listen", "[::1]:9877", ("::1", 9877)),
 ]
 
 
@@ -92,6 +101,17 @@ REFUSED: list[tuple[Section, str, Any, str]] = [
     (POLICY, "su", "nobody:nogroup", "must be a list of two names"),
     (POLICY, "su", ["no-such-user-ng", "nogroup"], "no such user 'no-such-user-ng'"),
     (POLICY, "su", ["nobody", "no-such-group-ng"], "no such group 'no-such-group-ng'"),
+    (OUT_OF_SPACE, "warning", 5, "is not a percentage"),
+    (OUT_OF_SPACE, "warning", "101%", "is not a percentage"),
+    (OUT_OF_SPACE, "warning", "five%", "is not a percentage"),
+    (DISK, "paths", "/data", "must be a list of non-empty strings"),
+    (DISK, "paths", ["/data", ""], "must be a list of non-empty strings"),
+    (ALERTMANAGER, "url", "ftp://x", "is not an http:// or https:// URL"),
+    (ALERTMANAGER, "url", "http://u:p@127.0.0.1", "credentials do not belong in the URL"),
+    (ALERTMANAGER, "url", "http://a b", "is not a URL"),
+    (ALERTS, "metrics_listen", "9877", "is not host:port"),
+    (ALERTS, "metrics_listen", "127.0.0.1:0", "port from 1 to 65535"),
+    (ALERTS, "metrics_listen", "127.0.0.1:http", "port from 1 to 65535"),
 ]
 
 
@@ -170,3 +190,26 @@ def test_orphan_removal_needs_at_least_an_hour() -> None:
         load_text("containers: {remove_orphaned_pod_logs_after: 30m}")
     after = load_text("containers: {remove_orphaned_pod_logs_after: 7d}").containers
     assert after.remove_orphaned_pod_logs_after == 7 * 86400
+
+
+def test_service_sections_have_their_contract_defaults() -> None:
+    config = load_text(MINIMAL_POLICY)
+    assert config.disk.paths == ()
+    assert (config.disk.out_of_space.warning, config.disk.out_of_space.critical) == (0.05, 0.03)
+    assert config.disk.out_of_space.for_ == 1800
+    assert config.alerts.alertmanager.url == "http://127.0.0.1:9093"
+    assert config.alerts.webhook.url is None
+    assert config.alerts.textfile == Path("/var/lib/prometheus/node-exporter/nodeguard.prom")
+    assert config.alerts.metrics_listen is None
+    assert config.journal.units[0] == "kubelet.service"
+    assert config.journal.directory is None
+
+
+def test_a_warning_threshold_below_critical_is_refused_where_written() -> None:
+    text = MINIMAL_POLICY + "disk:\n  out_of_space: {warning: 2%, critical: 3%}\n"
+    with pytest.raises(ConfigError) as info:
+        load_text(text)
+    assert any(
+        "disk.out_of_space.warning: must be at least critical" in p for p in info.value.problems
+    )
+    assert any(":5:" in p for p in info.value.problems)
