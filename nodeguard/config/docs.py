@@ -130,6 +130,18 @@ def render_markdown() -> str:
         "keys are errors; every error names file, line, column and key path, and all are "
         "reported at once. `nodeguard config sample` prints a commented file with every key.",
         "",
+        "Plain YAML only: mappings with string keys, lists, strings, integers, booleans and "
+        "null. The merge key works (`<<: *defaults`); top-level keys starting with `x-` are "
+        "ignored, a place for anchors (`x-defaults: &defaults {...}`). Other tags (`!!binary`, "
+        "`!custom`), complex keys, a value that contains itself, nesting deeper than 64 levels "
+        "and more than 20,000 values (aliases expanded) are errors. A drop-in's `policies:` "
+        "left empty (null) is an error: it would remove every policy (`policies: []` adds "
+        "none). Each config file must be a regular file of at most 1 MiB that root (or the "
+        "user running nodeguard) owns and no group or other user can write; a drop-in must "
+        "not be a symlink, and `conf.d/` must not be writable by group or others. A refused "
+        "file is never read, so its content never appears in an error. See "
+        "[security.md](security.md#configuration-files).",
+        "",
         SIZE_HELP,
         "",
     ]

@@ -113,6 +113,8 @@ def _str(spec: Field, value: Any) -> str:
 def _int(spec: Field, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{value!r} is not an integer")
+    if not -(2**63) <= value < 2**63:
+        raise ValueError("is too large for an integer (64 bits)")
     if spec.minimum is not None and value < spec.minimum:
         raise ValueError(f"{value} is below the minimum {spec.minimum}")
     if spec.maximum is not None and value > spec.maximum:
@@ -153,7 +155,16 @@ def _globs(spec: Field, value: Any) -> tuple[str, ...]:
             raise ValueError(f"{item!r} is not an absolute path or glob")
         if "**" in item:
             raise ValueError(f"{item!r}: '**' is not supported; spell out each level")
+        _check_log_path(item)
     return tuple(value)
+
+
+def _check_log_path(item: str) -> None:
+    """A path or glob must name files: no trailing '/', no '.', '..' or empty parts."""
+    if item.endswith("/"):
+        raise ValueError(f"{item!r} names a directory; name the log files, e.g. /var/log/app/*.log")
+    if any(part in ("", ".", "..") for part in item[1:].split("/")):
+        raise ValueError(f"{item!r} has an empty, '.' or '..' component; write the plain path")
 
 
 def _choice(spec: Field, value: Any) -> str:
@@ -162,13 +173,13 @@ def _choice(spec: Field, value: Any) -> str:
     return str(value)
 
 
-_MODE_RE = re.compile(r"^0?[0-7]{3,4}$")
+_MODE_RE = re.compile(r"0?[0-7]{3,4}")
 
 
 def _mode(spec: Field, value: Any) -> int:
     # YAML reads an unquoted 0640 as the int 416 and 640 as decimal 640: neither says
     # what the admin meant unambiguously, so only quoted octal strings are accepted.
-    if isinstance(value, str) and _MODE_RE.match(value):
+    if isinstance(value, str) and _MODE_RE.fullmatch(value):
         return int(value, 8)
     raise ValueError(f'{value!r} is not an octal mode; quote it, e.g. "0640"')
 
@@ -207,12 +218,12 @@ def lookup_group(name: str) -> None:
         raise ValueError(f"no such group {name!r}") from None
 
 
-_PERCENT_RE = re.compile(r"^\s*(\d{1,3}(?:\.\d{1,6})?)\s*%\s*$")
+_PERCENT_RE = re.compile(r"[ \t]*([0-9]{1,3}(?:\.[0-9]{1,6})?)[ \t]*%[ \t]*")
 
 
 def _percent(spec: Field, value: Any) -> float:
     """``5%`` or ``12.5%`` -> the fraction 0.05 / 0.125 (always written with %)."""
-    match = _PERCENT_RE.match(value) if isinstance(value, str) else None
+    match = _PERCENT_RE.fullmatch(value) if isinstance(value, str) else None
     if match is None or float(match.group(1)) > 100:
         raise ValueError(f'{value!r} is not a percentage such as "5%"')
     return float(match.group(1)) / 100

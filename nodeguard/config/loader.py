@@ -4,22 +4,36 @@ The main file (or the embedded default) comes first, then the drop-ins in
 ``conf.d/*.yaml`` in name order. Every value keeps the file, line and column it
 came from, so every error can say where it is; all errors are collected and
 raised together as one :class:`ConfigError`.
+
+Config files are input like any other: each is opened without blocking, must be a
+regular file that root (or the user running nodeguard) owns and nobody else can
+write, and is read up to a cap; drop-ins are never followed through a symlink. The
+YAML is composed with bounded nesting, aliases expand to a bounded number of values,
+and only plain YAML types are accepted (:mod:`nodeguard.config.yamltree`).
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field, replace
+import errno
+import os
+import stat
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nodeguard.config.model import Config
 from nodeguard.config.schema import ROOT, Field, Kind, Section, parse_scalar
+from nodeguard.config.yamltree import Node, parse_text, plain
+
+__all__ = ["ConfigError", "Node", "load_config", "load_text", "parse_text", "plain"]
 
 DEFAULT_MAIN = Path("/etc/nodeguard/nodeguard.yaml")
 EMBEDDED_NAME = "<embedded default>"
+DROPIN_DIR = "conf.d"
+MAX_CONFIG_BYTES = 1024 * 1024  # a real config is a few KiB
+EXTENSION_PREFIX = "x-"  # top-level keys for YAML anchors, ignored (as in docker compose)
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
 class ConfigError(Exception):
@@ -30,39 +44,35 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-@dataclass
-class Node:
-    """A YAML value and where it was written (``file:line:col``)."""
-
-    value: Any
-    where: str
-    keys: dict[str, str] = field(default_factory=dict)  # key -> where the key was written
-
-
 def embedded_default_text() -> str:
     """The default config shipped inside the package."""
     return (Path(__file__).parent / "default.yaml").read_text("utf-8")
 
 
-def load_config(main: Path | None = None, *, dropins: bool = True) -> Config:
+def load_config(
+    main: Path | None = None, *, dropins: bool = True, euid: int | None = None
+) -> Config:
     """Load the main file (or the embedded default when the default path is absent).
 
     An explicitly named ``main`` that does not exist is an error. Drop-ins are read
-    from ``conf.d/`` beside the main file.
+    from ``conf.d/`` beside the main file. ``euid`` (default: ours) may own config
+    files besides root.
     """
+    uid = os.geteuid() if euid is None else euid
     path = main or DEFAULT_MAIN
     problems: list[str] = []
-    if path.exists() or main is not None:
-        tree = _read_file(path, problems)
+    if main is not None or os.path.lexists(path):
+        tree = _read_file(path, problems, uid, dropin=False)
+        sources = [str(path)]
     else:
         tree = parse_text(embedded_default_text(), EMBEDDED_NAME, problems)
-    sources = [str(path) if tree is not None and path.exists() else EMBEDDED_NAME]
+        sources = [EMBEDDED_NAME]
     if dropins:
-        for dropin in sorted((path.parent / "conf.d").glob("*.yaml")):
-            overlay = _read_file(dropin, problems)
+        for dropin in _dropin_paths(path.parent / DROPIN_DIR, problems, uid):
+            overlay = _read_file(dropin, problems, uid, dropin=True)
             sources.append(str(dropin))
             if tree is not None and overlay is not None:
-                tree = merge(tree, overlay)
+                tree = merge(tree, overlay, problems)
     config = build(tree, problems)
     if problems or config is None:
         raise ConfigError(problems)
@@ -79,92 +89,132 @@ def load_text(text: str, name: str = "<string>") -> Config:
     return replace(config, sources=(name,))
 
 
-def _read_file(path: Path, problems: list[str]) -> Node | None:
+# --- config files: checked before a byte is read -------------------------------------
+
+
+def _unsafe(st: os.stat_result, euid: int) -> str | None:
+    """Why a config file or folder with this stat must not be trusted (None: fine)."""
+    if st.st_uid not in (0, euid):
+        return f"owned by uid {st.st_uid}, not root"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def _dropin_paths(folder: Path, problems: list[str], euid: int) -> list[Path]:
+    """``conf.d/*.yaml`` in name order, if the folder is one only root can change."""
     try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(f"{path}: cannot read: {exc}")
+        st = os.stat(folder)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        problems.append(f"{folder}: cannot read: {exc.strerror}")
+        return []
+    if not stat.S_ISDIR(st.st_mode):
+        problems.append(f"{folder}: not a directory; drop-ins refused")
+        return []
+    reason = _unsafe(st, euid)
+    if reason:
+        problems.append(f"{folder}: {reason}; drop-ins refused (not read)")
+        return []
+    try:
+        names = os.listdir(folder)
+    except OSError as exc:
+        problems.append(f"{folder}: cannot read: {exc.strerror}")
+        return []
+    return [folder / n for n in sorted(names) if n.endswith(".yaml") and not n.startswith(".")]
+
+
+def _read_file(path: Path, problems: list[str], euid: int, *, dropin: bool) -> Node | None:
+    """Parse one config file, or report why it is refused (its content never shown)."""
+    try:
+        raw = _read_config_bytes(path, euid, follow=not dropin)
+    except _Refused as exc:
+        problems.append(f"{path}: {exc}")
+        return None
+    except OSError as exc:
+        problems.append(f"{path}: cannot read: {exc.strerror or exc}")
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        problems.append(f"{path}:{line}:{col}: not UTF-8 text")
         return None
     return parse_text(text, str(path), problems)
 
 
-# --- YAML text -> Node tree ----------------------------------------------------------
+class _Refused(Exception):
+    """A config file that must not be read; the message says why."""
 
 
-def parse_text(text: str, name: str, problems: list[str]) -> Node | None:
-    """Compose YAML into a :class:`Node` tree; syntax errors go to ``problems``."""
+def _read_config_bytes(path: Path, euid: int, *, follow: bool) -> bytes:
+    """The bytes of a config file that passed every check; _Refused or OSError if not.
+
+    The type is checked before opening (opening a device can have effects) and again
+    on the open descriptor; O_NONBLOCK keeps a FIFO swapped in between from hanging.
+    """
+    st = os.stat(path) if follow else os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise _Refused("is a symlink; a drop-in must be a regular file (not read)")
+    _check_regular(st, euid)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = _where(name, mark) if mark else name
-        problems.append(f"{where}: invalid YAML: {exc.problem or exc.context}")
-        return None
-    except yaml.YAMLError as exc:
-        problems.append(f"{name}: invalid YAML: {exc}")
-        return None
-    if root is None:
-        return Node({}, f"{name}:1:1")
-    return _to_node(root, name, problems)
+        fd = os.open(path, _OPEN_FLAGS | (0 if follow else os.O_NOFOLLOW))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow:
+            raise _Refused("is a symlink; a drop-in must be a regular file (not read)") from None
+        raise
+    try:
+        _check_regular(os.fstat(fd), euid)
+        chunks: list[bytes] = []
+        total = 0
+        while chunk := os.read(fd, min(1 << 16, MAX_CONFIG_BYTES + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > MAX_CONFIG_BYTES:
+                raise _Refused(f"larger than {MAX_CONFIG_BYTES} bytes; refused")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
-def _where(name: str, mark: Any) -> str:
-    return f"{name}:{mark.line + 1}:{mark.column + 1}"
-
-
-def _to_node(node: yaml.Node, name: str, problems: list[str], path: str = "") -> Node:
-    where = _where(name, node.start_mark)
-    if isinstance(node, yaml.MappingNode):
-        out = Node({}, where)
-        for key_node, value_node in node.value:
-            key = _scalar(key_node)
-            key_where = _where(name, key_node.start_mark)
-            if not isinstance(key, str):
-                problems.append(f"{key_where}: key {key!r} is not a string")
-                continue
-            if key in out.value:
-                problems.append(
-                    f"{key_where}: {_join(path, key)}: duplicate key (first at {out.keys[key]})"
-                )
-                continue
-            out.value[key] = _to_node(value_node, name, problems, _join(path, key))
-            out.keys[key] = key_where
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        items = [_to_node(v, name, problems, f"{path}[{i}]") for i, v in enumerate(node.value)]
-        return Node(items, where)
-    return Node(_scalar(node), where)
-
-
-def _scalar(node: yaml.Node) -> Any:
-    if not isinstance(node, yaml.ScalarNode):
-        return node  # a complex key; reported by the caller
-    return yaml.constructor.SafeConstructor().construct_object(node)
-
-
-def plain(node: Node) -> Any:
-    """The Python value of a node, without positions."""
-    if isinstance(node.value, dict):
-        return {k: plain(v) for k, v in node.value.items()}
-    if isinstance(node.value, list):
-        return [plain(v) for v in node.value]
-    return node.value
+def _check_regular(st: os.stat_result, euid: int) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise _Refused("not a regular file")
+    reason = _unsafe(st, euid)
+    if reason:
+        raise _Refused(f"{reason}; refused (not read)")
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise _Refused(f"larger than {MAX_CONFIG_BYTES} bytes; refused")
 
 
 # --- drop-in merge -----------------------------------------------------------------------
 
 
-def merge(base: Node, overlay: Node) -> Node:
-    """Overlay a drop-in: sections merge key by key, policies merge by name."""
+def merge(base: Node, overlay: Node, problems: list[str] | None = None) -> Node:
+    """Overlay a drop-in: sections merge key by key, policies merge by name.
+
+    ``policies:`` left empty (null) in a drop-in is an error: it would remove every
+    policy, which no one means by an empty key.
+    """
     if not (isinstance(base.value, dict) and isinstance(overlay.value, dict)):
         return overlay
-    merged = Node(dict(base.value), base.where, dict(base.keys))
+    merged = Node(dict(base.value), base.where, dict(base.keys), base.path)
     for key, node in overlay.value.items():
         old = merged.value.get(key)
+        if key == "policies" and node.value is None and not node.bad:
+            if problems is not None:
+                problems.append(
+                    f"{overlay.keys[key]}: policies: null in a drop-in would remove every "
+                    "policy; drop-ins add or replace policies by name (write `policies: []` "
+                    "to add none)"
+                )
+            continue
         if key == "policies" and old is not None:
             merged.value[key] = _merge_policies(old, node)
         elif old is not None and isinstance(old.value, dict) and isinstance(node.value, dict):
-            merged.value[key] = merge(old, node)
+            merged.value[key] = merge(old, node, problems)
         else:
             merged.value[key] = node
         merged.keys[key] = overlay.keys[key]
@@ -182,7 +232,7 @@ def _merge_policies(base: Node, overlay: Node) -> Node:
             items.append(policy)
         else:
             items[index] = policy
-    return Node(items, overlay.where)
+    return Node(items, overlay.where, path=overlay.path)
 
 
 def _policy_name(node: Node) -> Any:
@@ -196,7 +246,7 @@ def _policy_name(node: Node) -> Any:
 
 def build(tree: Node | None, problems: list[str]) -> Config | None:
     """Validate the merged tree against the schema and build the model."""
-    if tree is None:
+    if tree is None or tree.bad:
         return None
     built = _section(ROOT, tree, "", problems)
     if not isinstance(built, Config):
@@ -205,6 +255,8 @@ def build(tree: Node | None, problems: list[str]) -> Config | None:
 
 
 def _section(section: Section, node: Node, path: str, problems: list[str]) -> Any:
+    if node.bad:
+        return None
     if not isinstance(node.value, dict):
         problems.append(f"{node.where}: {path or section.name}: must be a mapping")
         return None
@@ -224,19 +276,24 @@ def _section(section: Section, node: Node, path: str, problems: list[str]) -> An
 def _unknown_keys(section: Section, node: Node, path: str, problems: list[str]) -> None:
     known = [f.key for f in section.fields]
     for key in node.value:
-        if section.field(key) is None:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            problems.append(f"{node.keys[key]}: {_join(path, key)}: unknown key{hint}")
+        if section.field(key) is not None or (not path and key.startswith(EXTENSION_PREFIX)):
+            continue
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        problems.append(f"{node.keys[key]}: {_join(path, key)}: unknown key{hint}")
 
 
 def _field(spec: Field, parent: Node, path: str, problems: list[str]) -> Any:
     node = parent.value.get(spec.key)
+    if node is None and spec.required:
+        problems.append(f"{parent.where}: {path}: is required")
+        return None
     if node is None:
-        if spec.required:
-            problems.append(f"{parent.where}: {path}: is required")
-            return None
         node = _default_node(spec.default, parent.where)
+    return None if node.bad else _value(spec, node, path, problems)
+
+
+def _value(spec: Field, node: Node, path: str, problems: list[str]) -> Any:
     if spec.kind is Kind.SECTION and spec.section is not None:
         if node.value is None and spec.nullable:
             return None
@@ -265,15 +322,19 @@ def _section_list(section: Section, node: Node, path: str, problems: list[str]) 
     if not isinstance(node.value, list):
         problems.append(f"{node.where}: {path}: must be a list")
         return None
+    # Each item is named by its path in the file it was written in, so an error in a
+    # drop-in says policies[0] of that drop-in, not the item's place after merging.
+    paths = [item.path or f"{path}[{i}]" for i, item in enumerate(node.value)]
     built = tuple(
-        _section(section, item, f"{path}[{i}]", problems) for i, item in enumerate(node.value)
+        _section(section, item, item_path, problems)
+        for item, item_path in zip(node.value, paths, strict=True)
     )
     seen: dict[str, str] = {}
-    for i, item in enumerate(node.value):
+    for item, item_path in zip(node.value, paths, strict=True):
         name = _policy_name(item)
         if isinstance(name, str) and name in seen:
             problems.append(
-                f"{item.where}: {path}[{i}].name: duplicate name {name!r} (first at {seen[name]})"
+                f"{item.where}: {item_path}.name: duplicate name {name!r} (first at {seen[name]})"
             )
         elif isinstance(name, str):
             seen[name] = item.where

@@ -29,8 +29,15 @@ _AMBIGUOUS = {"m": "Mi", "g": "Gi", "mb": "Mi", "gb": "Gi", "kb": "Ki", "MB": "M
 
 DURATION_UNITS: dict[str, int] = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([A-Za-z]*)\s*$")
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+# ASCII only: Python's \d and \s also match full-width and other scripts' digits and
+# spaces, which int() would then happily read.
+_SIZE_RE = re.compile(r"[ \t]*([0-9]{1,30})[ \t]*([A-Za-z]*)[ \t]*")
+_DURATION_RE = re.compile(r"[ \t]*([0-9]{1,30})[ \t]*([smhdw])[ \t]*")
+
+# Sanity bounds whatever the key: a size must fit in a file offset (int64), and a
+# duration of a century is already meaningless for log retention.
+MAX_SIZE = 2**63 - 1
+MAX_DURATION = 100 * 365 * 86400
 
 
 def parse_size(value: object) -> int:
@@ -43,16 +50,22 @@ def parse_size(value: object) -> int:
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"{value!r} is not a size (negative)")
-        return value
+        return _bounded_size(value, value)
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not a size")
-    match = _SIZE_RE.match(value)
+    match = _SIZE_RE.fullmatch(value)
     if match is not None and match.group(2) in _AMBIGUOUS:
         hint = match.group(1) + _AMBIGUOUS[match.group(2)]
         raise ValueError(f'"{value}" is not a size (ambiguous unit; did you mean {hint}?)')
     if match is None or match.group(2) not in SIZE_UNITS:
         raise ValueError(f'"{value}" is not a size')
-    return int(match.group(1)) * SIZE_UNITS[match.group(2)]
+    return _bounded_size(int(match.group(1)) * SIZE_UNITS[match.group(2)], value)
+
+
+def _bounded_size(nbytes: int, value: object) -> int:
+    if nbytes > MAX_SIZE:
+        raise ValueError(f"{value!r} is too large for a size (more than 8 EiB)")
+    return nbytes
 
 
 def parse_duration(value: object) -> int:
@@ -62,13 +75,19 @@ def parse_duration(value: object) -> int:
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"{value!r} is not a duration (negative)")
-        return value
+        return _bounded_duration(value, value)
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not a duration")
-    match = _DURATION_RE.match(value)
+    match = _DURATION_RE.fullmatch(value)
     if match is None:
         raise ValueError(f'"{value}" is not a duration (use e.g. 30s, 5m, 1h, 14d)')
-    return int(match.group(1)) * DURATION_UNITS[match.group(2)]
+    return _bounded_duration(int(match.group(1)) * DURATION_UNITS[match.group(2)], value)
+
+
+def _bounded_duration(seconds: int, value: object) -> int:
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{value!r} is too long for a duration (more than 100 years)")
+    return seconds
 
 
 def format_size(nbytes: int) -> str:

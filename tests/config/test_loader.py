@@ -166,7 +166,8 @@ def test_error_in_a_dropin_names_the_dropin(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(main)
     assert info.value.problems == [
-        f'{tmp_path}/conf.d/50-bad.yaml:2:40: policies[1].max_size: "10m" is not a size '
+        # The drop-in's own index (its first policy), not the place after merging.
+        f'{tmp_path}/conf.d/50-bad.yaml:2:40: policies[0].max_size: "10m" is not a size '
         "(ambiguous unit; did you mean 10Mi?)"
     ]
 

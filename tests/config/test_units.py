@@ -82,3 +82,21 @@ def test_format_size_is_compact_and_binary() -> None:
         "10.0Mi",
         "3.0Ti",
     ]
+
+
+@pytest.mark.parametrize("text", ["99999999999Ti", 2**63, "9999999999999999999"])
+def test_sizes_beyond_a_file_offset_are_refused(text: object) -> None:
+    with pytest.raises(ValueError, match="too large for a size"):
+        parse_size(text)
+
+
+@pytest.mark.parametrize("text", ["5300w", 10**10, "99999999999d"])
+def test_durations_beyond_a_century_are_refused(text: object) -> None:
+    with pytest.raises(ValueError, match="too long for a duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["10Mi\n", "\uff11\uff10Mi", "1\u00a0Mi"])
+def test_sizes_are_ascii_on_one_line(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a size"):
+        parse_size(text)
