@@ -15,7 +15,6 @@ and only plain YAML types are accepted (:mod:`nodeguard.config.yamltree`).
 from __future__ import annotations
 
 import difflib
-import errno
 import os
 import stat
 from dataclasses import replace
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nodeguard.config.model import Config
+from nodeguard.config.readfile import Refused, read_bounded
 from nodeguard.config.schema import ROOT, Field, Kind, Section, parse_scalar
 from nodeguard.config.yamltree import Node, parse_text, plain
 
@@ -33,7 +33,6 @@ EMBEDDED_NAME = "<embedded default>"
 DROPIN_DIR = "conf.d"
 MAX_CONFIG_BYTES = 1024 * 1024  # a real config is a few KiB
 EXTENSION_PREFIX = "x-"  # top-level keys for YAML anchors, ignored (as in docker compose)
-_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
 class ConfigError(Exception):
@@ -127,10 +126,15 @@ def _dropin_paths(folder: Path, problems: list[str], euid: int) -> list[Path]:
 
 def _read_file(path: Path, problems: list[str], euid: int, *, dropin: bool) -> Node | None:
     """Parse one config file, or report why it is refused (its content never shown)."""
+
+    def trusted(st: os.stat_result) -> str | None:
+        reason = _unsafe(st, euid)
+        return f"{reason}; refused (not read)" if reason else None
+
     try:
-        raw = _read_config_bytes(path, euid, follow=not dropin)
-    except _Refused as exc:
-        problems.append(f"{path}: {exc}")
+        raw = read_bounded(path, MAX_CONFIG_BYTES, follow=not dropin, check=trusted)
+    except Refused as exc:
+        problems.append(f"{path}: {_refusal(exc.reason)}")
         return None
     except OSError as exc:
         problems.append(f"{path}: cannot read: {exc.strerror or exc}")
@@ -145,48 +149,12 @@ def _read_file(path: Path, problems: list[str], euid: int, *, dropin: bool) -> N
     return parse_text(text, str(path), problems)
 
 
-class _Refused(Exception):
-    """A config file that must not be read; the message says why."""
-
-
-def _read_config_bytes(path: Path, euid: int, *, follow: bool) -> bytes:
-    """The bytes of a config file that passed every check; _Refused or OSError if not.
-
-    The type is checked before opening (opening a device can have effects) and again
-    on the open descriptor; O_NONBLOCK keeps a FIFO swapped in between from hanging.
-    """
-    st = os.stat(path) if follow else os.lstat(path)
-    if stat.S_ISLNK(st.st_mode):
-        raise _Refused("is a symlink; a drop-in must be a regular file (not read)")
-    _check_regular(st, euid)
-    try:
-        fd = os.open(path, _OPEN_FLAGS | (0 if follow else os.O_NOFOLLOW))
-    except OSError as exc:
-        if exc.errno == errno.ELOOP and not follow:
-            raise _Refused("is a symlink; a drop-in must be a regular file (not read)") from None
-        raise
-    try:
-        _check_regular(os.fstat(fd), euid)
-        chunks: list[bytes] = []
-        total = 0
-        while chunk := os.read(fd, min(1 << 16, MAX_CONFIG_BYTES + 1 - total)):
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > MAX_CONFIG_BYTES:
-                raise _Refused(f"larger than {MAX_CONFIG_BYTES} bytes; refused")
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def _check_regular(st: os.stat_result, euid: int) -> None:
-    if not stat.S_ISREG(st.st_mode):
-        raise _Refused("not a regular file")
-    reason = _unsafe(st, euid)
-    if reason:
-        raise _Refused(f"{reason}; refused (not read)")
-    if st.st_size > MAX_CONFIG_BYTES:
-        raise _Refused(f"larger than {MAX_CONFIG_BYTES} bytes; refused")
+def _refusal(reason: str) -> str:
+    if reason == "is a symlink":
+        return "is a symlink; a drop-in must be a regular file (not read)"
+    if reason.startswith("larger than"):
+        return f"{reason}; refused"
+    return reason
 
 
 # --- drop-in merge -----------------------------------------------------------------------

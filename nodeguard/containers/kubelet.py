@@ -13,7 +13,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import yaml
+from nodeguard.config.readfile import Refused, read_bounded
+from nodeguard.config.yamltree import Node, parse_text
 
 DEFAULT_MAX_SIZE_TEXT = "10Mi"
 DEFAULT_MAX_SIZE = 10 * 1024**2
@@ -22,9 +23,18 @@ DEFAULT_MAX_FILES = 5
 _BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 _QUANTITY_RE = re.compile(
-    r"^(?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+))"
-    r"(?:(?P<bin>Ki|Mi|Gi|Ti|Pi|Ei)|(?P<exp>[eE][+-]?\d+)|(?P<dec>[numkMGTPE]))?$"
+    r"(?P<num>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
+    r"(?:(?P<bin>Ki|Mi|Gi|Ti|Pi|Ei)|(?P<exp>[eE][+-]?[0-9]{1,10})|(?P<dec>[numkMGTPE]))?"
 )
+
+
+MAX_QUANTITY = 2**63 - 1  # resource.Quantity saturates here (ParseQuantity's maxAllowed)
+MAX_QUANTITY_TEXT = 64
+MAX_CONFIG_BYTES = 1024 * 1024
+INT32_MAX = 2**31 - 1
+# The amount is at most 64 digits either side of the point, so an exponent beyond
+# +-200 changes nothing once the value saturates or rounds up to one byte.
+_EXPONENT_CLAMP = 200
 
 
 class QuantityError(ValueError):
@@ -34,21 +44,28 @@ class QuantityError(ValueError):
 def parse_quantity(text: str) -> int:
     """Bytes of a Kubernetes quantity (``10Mi``, ``10M``, ``1.5Gi``, ``1e6``).
 
-    Rounded up to a whole byte, as ``resource.Quantity.Value()`` does in kubelet.
+    Rounded up to a whole byte and saturated at 2^63-1, as ``ParseQuantity`` and
+    ``Quantity.Value()`` do in kubelet; huge exponents cost nothing.
     """
-    match = _QUANTITY_RE.match(text.strip())
+    stripped = text.strip()
+    match = _QUANTITY_RE.fullmatch(stripped) if len(stripped) <= MAX_QUANTITY_TEXT else None
     if match is None:
-        raise QuantityError(f"{text!r} is not a Kubernetes quantity (e.g. 10Mi, 50M)")
+        raise QuantityError(f"{_short(text)!r} is not a Kubernetes quantity (e.g. 10Mi, 50M)")
     value = Fraction(match["num"])
     if match["bin"]:
         value *= 1024 ** _BINARY[match["bin"]]
     elif match["exp"]:
-        value *= Fraction(10) ** int(match["exp"][1:])
+        exponent = max(-_EXPONENT_CLAMP, min(_EXPONENT_CLAMP, int(match["exp"][1:])))
+        value *= Fraction(10) ** exponent
     else:
         value *= Fraction(10) ** _DECIMAL[match["dec"] or ""]
     if value < 0:
         raise QuantityError(f"{text!r} is negative")
-    return math.ceil(value)
+    return min(MAX_QUANTITY, math.ceil(value))
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 32 else text[:16] + "…"
 
 
 @dataclass(frozen=True)
@@ -91,10 +108,11 @@ def kubelet_limits(path: Path) -> KubeletLimits:
 
     An absent file, or one silent about a key, means kubelet's defaults (10Mi, 5).
     A malformed file is reported (file:line) and leaves the limits unknown: kubelet
-    would refuse to start with it, so nothing can be assumed.
+    would refuse to start with it, so nothing can be assumed. The file is read like
+    every input: no FIFO or device, at most 1 MiB, YAML with bounded work.
     """
     try:
-        text = path.read_text("utf-8")
+        raw = read_bounded(path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         return KubeletLimits(
             path,
@@ -104,8 +122,14 @@ def kubelet_limits(path: Path) -> KubeletLimits:
             DEFAULT_MAX_FILES,
             defaulted=("containerLogMaxSize", "containerLogMaxFiles"),
         )
-    except (OSError, UnicodeDecodeError) as exc:
-        return _unknown(path, f"{path}: cannot read kubelet config: {exc}")
+    except Refused as exc:
+        return _unknown(path, f"{path}: cannot read kubelet config: {exc.reason}")
+    except OSError as exc:
+        return _unknown(path, f"{path}: cannot read kubelet config: {exc.strerror or exc}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _unknown(path, f"{path}: kubelet config is not UTF-8 text")
     return _limits_from_text(path, text)
 
 
@@ -113,33 +137,24 @@ def _unknown(path: Path, *problems: str) -> KubeletLimits:
     return KubeletLimits(path, True, None, None, None, problems=problems)
 
 
-def _where(path: Path, node: yaml.Node) -> str:
-    return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
-
-
 def _limits_from_text(path: Path, text: str) -> KubeletLimits:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        return _unknown(path, f"{where}: invalid YAML in kubelet config: {exc.problem}")
-    except yaml.YAMLError as exc:
-        return _unknown(path, f"{path}: invalid YAML in kubelet config: {exc}")
-    if root is None:
-        return _limits_from_mapping(path, {})
-    if not isinstance(root, yaml.MappingNode):
-        return _unknown(path, f"{_where(path, root)}: kubelet config is not a mapping")
-    keys = {str(k.value): v for k, v in root.value if isinstance(k, yaml.ScalarNode)}
-    kind = keys.get("kind")
+    problems: list[str] = []
+    root = parse_text(text, str(path), problems)
+    if problems or root is None:
+        return _unknown(path, *(_in_kubelet_config(p) for p in problems))
+    if not isinstance(root.value, dict):
+        return _unknown(path, f"{root.where}: kubelet config is not a mapping")
+    kind = root.value.get("kind")
     if kind is not None and kind.value != "KubeletConfiguration":
-        return _unknown(
-            path, f"{_where(path, kind)}: kind {kind.value!r} is not KubeletConfiguration"
-        )
-    return _limits_from_mapping(path, keys)
+        return _unknown(path, f"{kind.where}: kind {kind.value!r} is not KubeletConfiguration")
+    return _limits_from_mapping(path, root.value)
 
 
-def _limits_from_mapping(path: Path, keys: dict[str, yaml.Node]) -> KubeletLimits:
+def _in_kubelet_config(problem: str) -> str:
+    return problem.replace(": invalid YAML: ", ": invalid YAML in kubelet config: ", 1)
+
+
+def _limits_from_mapping(path: Path, keys: dict[str, Node]) -> KubeletLimits:
     problems: list[str] = []
     defaulted: list[str] = []
     size_node = keys.get("containerLogMaxSize")
@@ -150,12 +165,12 @@ def _limits_from_mapping(path: Path, keys: dict[str, yaml.Node]) -> KubeletLimit
     if size_node is None:
         defaulted.append("containerLogMaxSize")
     else:
-        size_text = str(size_node.value) if isinstance(size_node, yaml.ScalarNode) else None
-        size = _max_size(path, size_node, problems)
+        size_text = size_node.value if isinstance(size_node.value, str) else None
+        size = _max_size(size_node, problems)
     if files_node is None:
         defaulted.append("containerLogMaxFiles")
     else:
-        files = _max_files(path, files_node, problems)
+        files = _max_files(files_node, problems)
     fatal = size is None or files is None
     return KubeletLimits(
         path,
@@ -168,9 +183,9 @@ def _limits_from_mapping(path: Path, keys: dict[str, yaml.Node]) -> KubeletLimit
     )
 
 
-def _max_size(path: Path, node: yaml.Node, problems: list[str]) -> int | None:
-    where = f"{_where(path, node)}: containerLogMaxSize"
-    if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:str":
+def _max_size(node: Node, problems: list[str]) -> int | None:
+    where = f"{node.where}: containerLogMaxSize"
+    if not isinstance(node.value, str):
         problems.append(f'{where}: must be a quoted quantity string such as "10Mi"')
         return None
     try:
@@ -191,12 +206,16 @@ def _max_size(path: Path, node: yaml.Node, problems: list[str]) -> int | None:
     return size
 
 
-def _max_files(path: Path, node: yaml.Node, problems: list[str]) -> int | None:
-    where = f"{_where(path, node)}: containerLogMaxFiles"
-    if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:int":
-        problems.append(f"{where}: {getattr(node, 'value', node)!r} is not an integer")
+def _max_files(node: Node, problems: list[str]) -> int | None:
+    where = f"{node.where}: containerLogMaxFiles"
+    files = node.value
+    if isinstance(files, bool) or not isinstance(files, int):
+        shown = files if isinstance(files, str | int | float | None) else "a collection"
+        problems.append(f"{where}: {shown!r} is not an integer")
         return None
-    files = int(yaml.constructor.SafeConstructor().construct_object(node))
+    if files > INT32_MAX:
+        problems.append(f"{where}: {files} is too large: kubelet reads it as a 32-bit integer")
+        return None
     if files < 2:
         problems.append(f"{where}: {files} must be greater than 1 (kubelet refuses to start)")
         return None
