@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -73,16 +74,24 @@ def run(
 
 def _inventory_with_samples(config: Config, now: float) -> Inventory:
     from nodeguard.containers.inventory import take_inventory
-    from nodeguard.containers.samples import SAMPLES_NAME, load_samples, save_samples
+    from nodeguard.containers.samples import EMPTY, load_samples, samples_document, save_samples
+    from nodeguard.state import StateDirUnsafe, clean_stale_temps, ensure_state_dir
 
-    path = config.state_dir / SAMPLES_NAME
-    samples, problem = load_samples(path)
-    inventory = take_inventory(config, samples, now)
-    problems = [problem] if problem else []
+    document = samples_document(config.state_dir)
+    problems: list[str] = []
     try:
-        save_samples(path, {r.key: r.total_bytes for r in inventory.containers}, now)
+        ensure_state_dir(config.state_dir, os.geteuid())
+    except (StateDirUnsafe, OSError) as exc:
+        problems.append(f"cannot keep growth samples: {exc}")
+        return replace(take_inventory(config, EMPTY, now), problems=tuple(problems))
+    clean_stale_temps(config.state_dir, now)
+    samples, problem = load_samples(document)
+    inventory = take_inventory(config, samples, now)
+    problems += [problem] if problem else []
+    try:
+        save_samples(document, {r.key: r.total_bytes for r in inventory.containers}, now)
     except OSError as exc:
-        problems.append(f"{path}: cannot store growth samples: {exc}")
+        problems.append(f"{document.path}: cannot store growth samples: {exc}")
     return replace(inventory, problems=(*problems, *inventory.problems))
 
 

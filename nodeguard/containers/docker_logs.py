@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nodeguard.containers.layout import LogFile, entries, lstat_entry, open_below, open_root
+from nodeguard.containers.layout import (
+    LogFile,
+    entries,
+    lstat_entry,
+    open_below,
+    open_root,
+    read_fd_capped,
+)
 from nodeguard.fsutil import DIR_FLAGS
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
@@ -108,15 +115,39 @@ def _read_json(dir_fd: int, name: str, path: Path, problems: list[str]) -> dict[
         problems.append(f"{path / name}: cannot open: {exc.strerror}")
         return {}
     try:
-        with os.fdopen(fd, "rb") as handle:
-            data = json.loads(handle.read(MAX_JSON_BYTES + 1)[:MAX_JSON_BYTES])
-    except (OSError, ValueError) as exc:
-        problems.append(f"{path / name}: not readable JSON: {exc}")
+        data = load_json_object(read_fd_capped(fd, MAX_JSON_BYTES))
+    except OSError as exc:
+        problems.append(f"{path / name}: cannot read: {exc.strerror}")
         return {}
-    if not isinstance(data, dict):
-        problems.append(f"{path / name}: not a JSON object")
+    except ValueError as exc:
+        problems.append(f"{path / name}: {exc}")
         return {}
+    finally:
+        os.close(fd)
     return data
+
+
+def load_json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON object as dockerd writes it; ValueError saying why anything else is not.
+
+    Strict where Python's json is lenient: no NaN or Infinity (Go never writes them),
+    and deep nesting is an error instead of a RecursionError.
+    """
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8") from None
+    except RecursionError:
+        raise ValueError("not readable JSON: nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not readable JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data
+
+
+def _no_constant(name: str) -> object:
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
 
 
 def _json_file_logs(dir_fd: int, cid: str, path: Path) -> list[LogFile]:

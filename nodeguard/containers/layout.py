@@ -165,6 +165,24 @@ def open_below(root_fd: int, parts: Sequence[str]) -> int:
             os.close(fd)
 
 
+def read_fd_capped(fd: int, cap: int) -> bytes:
+    """The content of the open regular file ``fd``, at most ``cap`` bytes.
+
+    OSError (EINVAL "not a regular file", EFBIG "larger than N bytes") otherwise; ``fd``
+    stays open.
+    """
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file")
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := os.read(fd, min(1 << 20, cap + 1 - total)):
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > cap:
+            raise OSError(errno.EFBIG, f"larger than {cap} bytes")
+    return b"".join(chunks)
+
+
 def resolve_lexically(target: str, link_dir: Path, roots: Sequence[Path]) -> tuple[str, ...] | None:
     """The parts of a symlink target relative to one of ``roots``, or None if outside.
 

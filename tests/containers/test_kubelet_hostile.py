@@ -21,11 +21,12 @@ UID = "0b5e1d6a-aaaa-bbbb-cccc-1234567890ab"
 MAX_QUANTITY = 2**63 - 1  # resource.Quantity saturates here
 HEAD = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
 
+NODEGUARD = [sys.executable, "-m", "nodeguard"]
+
 
 def _inventory(node: Node) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-m", "nodeguard", "-c", str(node.config_file()), "--no-dropins"]
-        + ["containers", "--json"],
+        [*NODEGUARD, "-c", str(node.config_file()), "--no-dropins", "containers", "--json"],
         capture_output=True,
         text=True,
         timeout=30,

@@ -44,8 +44,9 @@ def test_growth_is_bytes_per_second_since_the_previous_run(node: Node) -> None:
     growth = {r["name"]: r["growth_bytes_per_s"] for r in second["containers"]}
     assert growth == {"default/web-0/app": 500.0, "quiet": 0.0, "newcomer": None}
     stored = json.loads((node.state / "container-samples.json").read_text())
-    assert stored["at"] == 1010.0
-    assert stored["bytes"][f"docker:{docker_id(2)}"] == 10
+    assert (stored["kind"], stored["version"]) == ("container-samples", 1)
+    assert stored["data"]["at"] == 1010.0
+    assert stored["data"]["bytes"][f"docker:{docker_id(2)}"] == 10
 
 
 def test_growth_is_negative_when_rotated_files_were_deleted(node: Node) -> None:
@@ -61,15 +62,17 @@ def test_corrupt_samples_file_is_reported_and_replaced(node: Node) -> None:
     node.docker_container(docker_id(1), "app", live=b"a" * 100)
     node.state.mkdir(parents=True)
     samples = node.state / "container-samples.json"
-    samples.write_text('{"version": 1, "at": 5, "bytes": {')
+    samples.write_text('{"kind": "container-samples", "version": 1, "data": {"at": 5, "bytes": {')
 
     code, report = run_at(node, 50.0)
 
     assert code == 0
     assert report["containers"][0]["growth_bytes_per_s"] is None
-    assert any(p.startswith(f"{samples}:1:") and "corrupt samples" in p for p in report["problems"])
+    assert any(
+        p.startswith(f"{samples}:1:") and "samples replaced" in p for p in report["problems"]
+    )
     replaced = json.loads(samples.read_text())
-    assert replaced == {"version": 1, "at": 50.0, "bytes": {f"docker:{docker_id(1)}": 100}}
+    assert replaced["data"] == {"at": 50.0, "bytes": {f"docker:{docker_id(1)}": 100}}
 
 
 def test_samples_of_another_shape_are_replaced(node: Node, run_cli: Runner) -> None:
@@ -78,7 +81,8 @@ def test_samples_of_another_shape_are_replaced(node: Node, run_cli: Runner) -> N
     samples.write_text("[1, 2, 3]\n")
     code, out = run_cli(node.config_file(), "containers", "--json")
     assert code == 0
-    assert any("not a nodeguard samples file" in p for p in json.loads(out)["problems"])
+    problems = json.loads(out)["problems"]
+    assert any("not a nodeguard container-samples document" in p for p in problems)
     assert json.loads(samples.read_text())["version"] == 1
 
 
@@ -90,5 +94,5 @@ def test_unwritable_state_dir_is_a_problem_not_a_failure(node: Node, tmp_path: P
     node.state.symlink_to(blocker)
     code, report = run_at(node, 1.0)
     assert code == 0
-    assert any("cannot store growth samples" in p for p in report["problems"])
+    assert any("cannot keep growth samples" in p for p in report["problems"])
     assert blocker.read_text() == ""
