@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+
 import pytest
 
 from nodeguard.state import StateDocument
