@@ -8,10 +8,12 @@ generated from it, so none of them can drift from the others.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
 from nodeguard.config import model
+from nodeguard.config.dockerrules import validate_log_config
 from nodeguard.config.fields import (
     REQUIRED,
     Field,
@@ -58,16 +60,23 @@ def _check_policy(values: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _check_docker(values: Mapping[str, Any]) -> list[tuple[str, str]]:
-    # Imported here: the docker module's rules are the single source for log-opts.
-    from nodeguard.docker.restart import restart_problem
-    from nodeguard.docker.rules import validate_log_config
-
     driver = values.get("log_driver")
     opts = values.get("log_opts")
-    problems = restart_problem(values.get("restart_command"))
+    problems = _restart_command_problems(values.get("restart_command"))
     if not isinstance(driver, str) or opts is None:
         return problems
     return problems + [("log_opts", msg) for msg in validate_log_config(driver, dict(opts))]
+
+
+def _restart_command_problems(command: object) -> list[tuple[str, str]]:
+    """``restart_command`` must split into a non-empty argv (it runs without a shell)."""
+    if not isinstance(command, str):
+        return []
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        return [("restart_command", f"cannot be split into words: {exc}")]
+    return [] if argv else [("restart_command", "must name a command")]
 
 
 # --- the schema itself -----------------------------------------------------------

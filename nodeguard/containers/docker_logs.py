@@ -18,8 +18,11 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
+from nodeguard.config import dockerrules
+from nodeguard.config.dockerrules import LogBound, log_bound
 from nodeguard.containers.layout import (
     LogFile,
     entries,
@@ -30,15 +33,19 @@ from nodeguard.containers.layout import (
 )
 from nodeguard.fsutil import DIR_FLAGS
 
-MAX_JSON_BYTES = 16 * 1024 * 1024
+MAX_JSON_BYTES = 4 * 1024 * 1024  # dockerd writes a few KiB per file
 # Drivers whose logs are files under the container's directory.
-FILE_DRIVERS = ("json-file", "local")
-_ROTATED_RE = re.compile(r"^\.\d+(?:\.gz)?$")
+FILE_DRIVERS = tuple(sorted(dockerrules.FILE_DRIVERS))
+_ROTATED_RE = re.compile(r"\.[0-9]+(?:\.gz)?")
 
 
 @dataclass(frozen=True)
 class DockerContainer:
-    """One container as dockerd left it on disk."""
+    """One container as dockerd left it on disk.
+
+    ``problems`` say why its config.v2.json or hostconfig.json could not be used; then
+    the values read from that file are unknown (``log_type`` None for hostconfig).
+    """
 
     id: str
     name: str
@@ -48,36 +55,46 @@ class DockerContainer:
     log_opts: Mapping[str, str]
     files: tuple[LogFile, ...]
     log_path: str = ""
+    problems: tuple[str, ...] = ()
 
     @property
-    def log_opts_bound(self) -> bool:
-        """Whether the container's own LogConfig caps its log files.
-
-        json-file is bounded only with a ``max-size`` other than ``-1``; ``local``
-        always is (20m x 5 by default, and it refuses a negative size).
-        """
-        if self.log_type == "json-file":
-            return self.log_opts.get("max-size", "-1") not in ("-1", "")
-        return self.log_type == "local"
+    def log_bound(self) -> LogBound | None:
+        """What its LogConfig does to its logs, as Docker reads it (None: unknown)."""
+        if self.log_type is None:
+            return None
+        return log_bound(self.log_type, self.log_opts)
 
 
 def scan_docker(docker_root: Path, problems: list[str]) -> list[DockerContainer] | None:
     """Every container under ``docker_root/containers``; None when Docker is absent."""
+    folder = docker_root / "containers"
+    try:
+        if not stat.S_ISDIR(os.stat(folder).st_mode):
+            problems.append(f"{folder}: not a directory; no container can be read")
+            return None
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        problems.append(f"{folder}: cannot read: {exc.strerror}")
+        return None
     found: list[DockerContainer] = []
-    with open_root(docker_root / "containers") as fd:
+    with open_root(folder) as fd:
         if fd is None:
             return None
         for entry in entries(fd):
-            path = docker_root / "containers" / entry.name
+            path = folder / entry.name
             if entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
                 problems.append(f"{path}: not a container directory; ignored")
                 continue
             with contextlib.suppress(FileNotFoundError):
-                found.append(_scan_container(fd, entry.name, path, problems))
+                container = _scan_container(fd, entry.name, path)
+                problems.extend(container.problems)
+                found.append(container)
     return found
 
 
-def _scan_container(root_fd: int, name: str, path: Path, problems: list[str]) -> DockerContainer:
+def _scan_container(root_fd: int, name: str, path: Path) -> DockerContainer:
+    problems: list[str] = []
     dir_fd = os.open(name, DIR_FLAGS, dir_fd=root_fd)
     try:
         config = _read_json(dir_fd, "config.v2.json", path, problems)
@@ -85,46 +102,126 @@ def _scan_container(root_fd: int, name: str, path: Path, problems: list[str]) ->
         files = _json_file_logs(dir_fd, name, path) + _local_logs(dir_fd, path)
     finally:
         os.close(dir_fd)
-    cid = _str(config.get("ID")) or name
-    state = config.get("State")
-    running = state.get("Running") if isinstance(state, dict) else None
-    inner = config.get("Config")
-    labels = inner.get("Labels") if isinstance(inner, dict) else None
-    log_config = host.get("LogConfig")
-    log_type, log_opts = None, {}
-    if isinstance(log_config, dict):
-        log_type = _str(log_config.get("Type")) or None
-        log_opts = _str_map(log_config.get("Config"))
+    fields = _Fields(path / "config.v2.json", problems)
+    cid = fields.text(config, "ID") or name
+    state = fields.mapping(config, "State")
+    running = fields.flag(state, "State.Running")
+    inner = fields.mapping(config, "Config")
+    labels = fields.strings(inner, "Config.Labels")
+    container_name = fields.text(config, "Name").lstrip("/") or cid[:12]
+    log_path = fields.text(config, "LogPath")
+    log_type, log_opts = _log_config(host, path / "hostconfig.json", problems)
     return DockerContainer(
         id=cid,
-        name=_str(config.get("Name")).lstrip("/") or cid[:12],
-        running=running if isinstance(running, bool) else None,
-        labels=_str_map(labels),
+        name=container_name,
+        running=running,
+        labels=labels,
         log_type=log_type,
         log_opts=log_opts,
         files=tuple(sorted(files, key=lambda f: f.path)),
-        log_path=_str(config.get("LogPath")),
+        log_path=log_path,
+        problems=tuple(problems),
     )
 
 
-def _read_json(dir_fd: int, name: str, path: Path, problems: list[str]) -> dict[str, Any]:
-    """A JSON object from the container directory; problems are reported, not raised."""
+def _log_config(
+    host: dict[str, Any] | None, path: Path, problems: list[str]
+) -> tuple[str | None, Mapping[str, str]]:
+    """LogConfig's Type and Config; (None, {}) when they cannot be trusted."""
+    if host is None:
+        return None, {}
+    before = len(problems)
+    fields = _Fields(path, problems)
+    log_config = fields.mapping(host, "LogConfig", required=True)
+    log_type = fields.text(log_config, "LogConfig.Type", required=True)
+    opts = fields.strings(log_config, "LogConfig.Config")
+    if len(problems) > before:
+        return None, {}
+    return log_type, opts
+
+
+@dataclass(frozen=True)
+class _Fields:
+    """Typed access to a dockerd JSON file; a value of the wrong type is a problem."""
+
+    path: Path
+    problems: list[str]
+
+    def _get(self, parent: Mapping[str, Any] | None, key: str, required: bool) -> Any:
+        if parent is None:
+            return None
+        value = parent.get(key.rsplit(".", 1)[-1])
+        if value is None and required:
+            self.problems.append(f"{self.path}: {key} is missing")
+        return value
+
+    def _wrong(self, key: str, value: Any, expected: str) -> None:
+        self.problems.append(f"{self.path}: {key} is {_json_type(value)}, not {expected}")
+
+    def text(self, parent: Mapping[str, Any] | None, key: str, *, required: bool = False) -> str:
+        value = self._get(parent, key, required)
+        if value is None or isinstance(value, str):
+            return value or ""
+        self._wrong(key, value, "a string")
+        return ""
+
+    def flag(self, parent: Mapping[str, Any] | None, key: str) -> bool | None:
+        value = self._get(parent, key, False)
+        if value is None or isinstance(value, bool):
+            return value
+        self._wrong(key, value, "true or false")
+        return None
+
+    def mapping(
+        self, parent: Mapping[str, Any] | None, key: str, *, required: bool = False
+    ) -> dict[str, Any] | None:
+        value = self._get(parent, key, required)
+        if value is None or isinstance(value, dict):
+            return value
+        self._wrong(key, value, "an object")
+        return None
+
+    def strings(self, parent: Mapping[str, Any] | None, key: str) -> Mapping[str, str]:
+        value = self.mapping(parent, key)
+        if not value:
+            return MappingProxyType({})
+        bad = next((k for k, v in value.items() if not isinstance(v, str)), None)
+        if bad is not None:
+            self._wrong(f"{key}.{bad}", value[bad], "a string")
+            return MappingProxyType({})
+        return MappingProxyType(dict(value))
+
+
+_JSON_TYPES: tuple[tuple[Any, str], ...] = (
+    (bool, "a boolean"),
+    (int | float, "a number"),
+    (str, "a string"),
+    (list, "an array"),
+    (dict, "an object"),
+)
+
+
+def _json_type(value: Any) -> str:
+    return next((name for kind, name in _JSON_TYPES if isinstance(value, kind)), "null")
+
+
+def _read_json(dir_fd: int, name: str, path: Path, problems: list[str]) -> dict[str, Any] | None:
+    """A JSON object from the container directory; None (and a problem) if unusable."""
     try:
         fd = open_below(dir_fd, [name])
     except OSError as exc:
         problems.append(f"{path / name}: cannot open: {exc.strerror}")
-        return {}
+        return None
     try:
-        data = load_json_object(read_fd_capped(fd, MAX_JSON_BYTES))
+        return load_json_object(read_fd_capped(fd, MAX_JSON_BYTES))
     except OSError as exc:
         problems.append(f"{path / name}: cannot read: {exc.strerror}")
-        return {}
+        return None
     except ValueError as exc:
         problems.append(f"{path / name}: {exc}")
-        return {}
+        return None
     finally:
         os.close(fd)
-    return data
 
 
 def load_json_object(raw: bytes) -> dict[str, Any]:
@@ -155,7 +252,7 @@ def _json_file_logs(dir_fd: int, cid: str, path: Path) -> list[LogFile]:
     out: list[LogFile] = []
     for entry in entries(dir_fd):
         if entry.name != live and not (
-            entry.name.startswith(live) and _ROTATED_RE.match(entry.name[len(live) :])
+            entry.name.startswith(live) and _ROTATED_RE.fullmatch(entry.name[len(live) :])
         ):
             continue
         st = lstat_entry(entry)
@@ -182,13 +279,3 @@ def _local_logs(dir_fd: int, path: Path) -> list[LogFile]:
         return out
     finally:
         os.close(fd)
-
-
-def _str(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _str_map(value: object) -> dict[str, str]:
-    if not isinstance(value, dict):
-        return {}
-    return {str(k): str(v) for k, v in value.items() if isinstance(v, str | int | float)}

@@ -12,8 +12,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from nodeguard.config.dockerrules import LogState
 from nodeguard.config.model import Config, Policy
-from nodeguard.containers.docker_logs import FILE_DRIVERS, DockerContainer, scan_docker
+from nodeguard.containers.docker_logs import DockerContainer, scan_docker
 from nodeguard.containers.kubelet import KubeletLimits, kubelet_limits
 from nodeguard.containers.layout import (
     ContainerLink,
@@ -122,6 +123,7 @@ def take_inventory(config: Config, samples: Samples, now: float) -> Inventory:
     problems += limits.problems
     rows = cri_rows(pods, links) + [docker_row(c) for c in docker or ()]
     rows = [_finish(r, config.policies, limits, samples, now) for r in rows]
+    problems += docker_refusals(docker or ())
     problems += policy_problems(config.policies, roots, limits, rows)
     rows.sort(key=lambda r: (-r.total_bytes, r.name, r.id))
     orphans = find_orphans(pods, links, docker, now, cfg.remove_orphaned_pod_logs_after)
@@ -183,12 +185,31 @@ def docker_row(container: DockerContainer) -> ContainerRow:
 
 
 def _docker_bounds(container: DockerContainer) -> tuple[str, ...]:
-    if container.log_type in FILE_DRIVERS:
-        return ("docker-log-opts",) if container.log_opts_bound else ()
-    if container.log_type:
+    """What bounds a Docker container's logs, by the one rule Docker's logger follows."""
+    bound = container.log_bound
+    if bound is None or bound.state is LogState.UNBOUNDED:
+        return ()
+    if bound.state is LogState.REFUSED:
+        # Docker refuses these log-opts: the container cannot start, nothing is written.
+        return ("docker-refuses-log-opts",)
+    if bound.state is LogState.ELSEWHERE:
         # journald, syslog, none, ...: nothing is written under Docker's root.
         return (f"docker-log-driver:{container.log_type}",)
-    return ()
+    return ("docker-log-opts",)
+
+
+def docker_refusals(containers: Sequence[DockerContainer]) -> list[str]:
+    """A problem for each container whose log-opts Docker refuses (it cannot start)."""
+    out = []
+    for container in containers:
+        bound = container.log_bound
+        if bound is not None and bound.state is LogState.REFUSED:
+            out.append(
+                f"container {container.name} ({container.id[:12]}): Docker refuses its "
+                f"log-opts ({bound.reason}), so it cannot start; recreate it with valid "
+                "log-opts"
+            )
+    return out
 
 
 def _finish(

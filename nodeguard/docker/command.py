@@ -1,14 +1,24 @@
-"""``nodeguard docker-config``: keep Docker's daemon-wide log settings bounded."""
+"""``nodeguard docker-config``: keep Docker's daemon-wide log settings bounded.
+
+Turns the arguments into :class:`~nodeguard.docker.outcome.DockerOptions`, calls
+:func:`~nodeguard.docker.apply.docker_config` and renders its events: text on stdout
+and stderr (as it always read), or one JSON document with ``--json``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import functools
+import json
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, TextIO
+
+from nodeguard.exitcodes import Exit
 
 if TYPE_CHECKING:  # the work modules load only when this command runs: a fast CLI start
     from nodeguard.config import Config
+    from nodeguard.docker.outcome import DockerResult
+    from nodeguard.events import Event
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,26 +44,87 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="with --apply: restart Docker after a change (docker.restart_command)",
     )
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON events")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace, config: Config) -> int:
     """Run the chosen mode against the real world (dockerd, systemctl, the files)."""
-    from nodeguard.docker import apply, dockerd
-    from nodeguard.docker.restart import restart_docker
+    from nodeguard.docker.apply import docker_config
+    from nodeguard.docker.outcome import DockerOptions, Mode
+    from nodeguard.world import World
 
     if args.restart and not args.apply:
         print("nodeguard: --restart goes with --apply", file=sys.stderr)
-        return apply.EXIT_USAGE
-    settings = config.docker
-    binary = dockerd.find_dockerd() if settings.validate_with_dockerd else None
-    validate = functools.partial(dockerd.validate, binary) if binary else None
-    world = apply.World(
-        out=sys.stdout,
-        err=sys.stderr,
-        docker_root=config.containers.docker_root,
-        validate=validate,
-        restart=restart_docker,
-    )
-    mode = "check" if args.check else "diff" if args.diff else "apply"
-    return apply.run(mode, settings, world, restart=args.restart)
+        return Exit.USAGE
+    quiet_logs()
+    mode = Mode.CHECK if args.check else Mode.DIFF if args.diff else Mode.APPLY
+    result = docker_config(config, DockerOptions(mode, restart=args.restart), World())
+    if args.json:
+        sys.stdout.write(render_json(result))
+    else:
+        render_text(result, sys.stdout, sys.stderr)
+    return int(result.exit)
+
+
+def quiet_logs() -> None:
+    """The CLI's output is the rendered events: keep Python's last-resort handler from
+    printing their log records a second time (a daemon or -v adds real handlers)."""
+    import logging
+
+    root = logging.getLogger("nodeguard")
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())
+
+
+def render_json(result: DockerResult) -> str:
+    body = {
+        "mode": str(result.mode),
+        "exit": int(result.exit),
+        "events": [e.as_dict() for e in result.events],
+    }
+    return json.dumps(body, indent=2) + "\n"
+
+
+def render_text(result: DockerResult, out: TextIO, err: TextIO) -> None:
+    """Each event as the lines operators read; refusals and failures on stderr."""
+    for event in result.events:
+        if str(event.kind) == "diff":
+            out.write(str(event.facts["diff"]))  # exactly as patch(1) needs it
+            continue
+        stream, lines = _lines(event)
+        (err if stream == "err" else out).writelines(line + "\n" for line in lines)
+
+
+_ERR = {
+    "no-changes",
+    "unusable",
+    "not-managed",
+    "no-verdict",
+    "changed-meanwhile",
+    "write-failed",
+    "restart-failed",
+}
+_NOT_CHANGED = {"unusable", "no-verdict"}
+
+
+def _lines(event: Event) -> tuple[str, list[str]]:
+    kind = str(event.kind)
+    if kind in _ERR:
+        lines = [f"nodeguard: {event.reason}"]
+        if kind in _NOT_CHANGED:
+            lines.append("nodeguard: daemon.json was not changed")
+        return "err", lines
+    if kind == "container-unreadable":
+        return "out", [f"warning: could not read {event.reason}"]
+    if kind == "container-stale":
+        return "out", [f"  {event.facts['tag']:<10} {event.reason}"]
+    lines = [event.reason, *_change_lines(event)]
+    if kind == "updated" and event.facts.get("backup"):
+        lines.append(f"previous file kept as {event.facts['backup']}")
+    return "out", lines
+
+
+def _change_lines(event: Event) -> Iterator[str]:
+    for change in event.facts.get("changes") or ():
+        yield f"  {change['key']}: {change['old'] or '(missing)'} -> {change['new']}"

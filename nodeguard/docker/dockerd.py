@@ -8,6 +8,11 @@ before it creates its data root, pidfile, sockets or any network interface: seen
 strace on 20.10.24, it only opens files for reading and creates nothing. Both forms run
 unprivileged, so neither can start containers or touch /var/lib/docker even if a future
 dockerd behaved otherwise.
+
+Commands run through the World's runner (no shell, only the output's tail kept). As
+root the runner's argv drops privileges itself: ``env -i`` (an empty environment,
+working folder /) and util-linux's ``setpriv`` (uid and gid 65534, no supplementary
+groups, no new privileges) before dockerd.
 """
 
 from __future__ import annotations
@@ -15,19 +20,20 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nodeguard.world import World
+
 UNPRIVILEGED = 65534  # "nobody" on Debian and most distributions
 TIMEOUT = 30.0
+SAFE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 _NEEDS_ROOT = "needs to be started with root"
 _BAD_CONFIG = re.compile(r"unable to configure the Docker daemon with file (\S+?): (.*)")
 _SEARCH = ("/usr/sbin/dockerd", "/usr/bin/dockerd", "/usr/local/bin/dockerd")
-
-Runner = Callable[..., "subprocess.CompletedProcess[str]"]
+_NOT_RUN = (124, 126, 127)
 
 
 class ValidatorFailed(Exception):
@@ -54,43 +60,46 @@ def find_dockerd(which: Callable[[str], str | None] = shutil.which) -> Path | No
     return next((Path(p) for p in _SEARCH if os.access(p, os.X_OK)), None)
 
 
-def validate(dockerd: Path, candidate: bytes, *, runner: Runner = subprocess.run) -> Verdict:
+def validate(dockerd: Path, candidate: bytes, world: World) -> Verdict:
     """Run dockerd over ``candidate`` without privileges; raise ValidatorFailed if unsure."""
     with tempfile.TemporaryDirectory(prefix="nodeguard-validate-") as tmp:
         path = Path(tmp) / "daemon.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(candidate)
-        if os.geteuid() == 0:
+        if world.euid == 0:
             os.chown(tmp, UNPRIVILEGED, UNPRIVILEGED)
             os.chown(path, UNPRIVILEGED, UNPRIVILEGED)
-        output = _run(runner, [str(dockerd), "--validate", "--config-file", str(path)])
+        output = _run(world, [str(dockerd), "--validate", "--config-file", str(path)])
         if "unknown flag: --validate" not in output:
             return _verdict("dockerd --validate", output, path, accepted="configuration OK")
-        output = _run(runner, [str(dockerd), "--config-file", str(path)])
+        output = _run(world, [str(dockerd), "--config-file", str(path)])
         return _verdict("dockerd as an unprivileged user", output, path, accepted=_NEEDS_ROOT)
 
 
-def _run(runner: Runner, argv: Sequence[str]) -> str:
-    privileged = os.geteuid() == 0
-    try:
-        result = runner(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            timeout=TIMEOUT,
-            cwd="/",
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"},
-            user=UNPRIVILEGED if privileged else None,
-            group=UNPRIVILEGED if privileged else None,
-            extra_groups=[] if privileged else None,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ValidatorFailed(f"could not run {argv[0]}: {exc}") from None
-    return str(result.stdout)
+def unprivileged_argv(argv: Sequence[str], euid: int) -> list[str]:
+    """``argv`` run with an empty environment in /, and as uid 65534 when we are root."""
+    env = shutil.which("env", path=SAFE_PATH) or "/usr/bin/env"
+    wrapped = [env, "-i", "-C", "/", f"PATH={SAFE_PATH}", "LANG=C"]
+    if euid == 0:
+        setpriv = shutil.which("setpriv", path=SAFE_PATH) or "/usr/bin/setpriv"
+        wrapped += [
+            setpriv,
+            f"--reuid={UNPRIVILEGED}",
+            f"--regid={UNPRIVILEGED}",
+            "--clear-groups",
+            "--no-new-privs",
+        ]
+    return [*wrapped, *argv]
+
+
+def _run(world: World, argv: Sequence[str]) -> str:
+    result = world.run(unprivileged_argv(argv, world.euid), TIMEOUT)
+    if result.returncode in _NOT_RUN:
+        # Timed out (the runner's 124), or env could not run it (126, 127).
+        detail = result.output or f"exit {result.returncode}"
+        raise ValidatorFailed(f"could not run {argv[0]}: {detail}")
+    return result.output
 
 
 def _verdict(method: str, output: str, path: Path, *, accepted: str) -> Verdict:

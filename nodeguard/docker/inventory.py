@@ -2,47 +2,59 @@
 
 Docker copies the daemon's log-driver and log-opts into each container's
 ``hostconfig.json`` when the container is created, and never updates them: a restart
-of dockerd changes nothing for existing containers. nodeguard reads those files under
-``<docker_root>/containers/<id>/`` (no Docker API needed, works with dockerd stopped).
+of dockerd changes nothing for existing containers. The files under
+``<docker_root>/containers/<id>/`` are read by the containers concern's reader
+(:mod:`nodeguard.containers.docker_logs`: capped, strict about every field's type), and
+each container's log is judged by the one rule Docker's logger follows
+(:func:`nodeguard.config.dockerrules.log_bound`). A container whose files cannot be
+used is reported as unreadable, never a reason to fail.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from nodeguard.docker.rules import FILE_DRIVERS, max_size_bytes
+from nodeguard.config.dockerrules import LogBound, LogState
+from nodeguard.containers.docker_logs import scan_docker
+from nodeguard.docker.outcome import DockerKind
+from nodeguard.events import Event, Severity, Source
+
+_TAGS = {LogState.UNBOUNDED: "UNBOUNDED", LogState.REFUSED: "REFUSED"}
 
 
 @dataclass(frozen=True)
 class ContainerLog:
-    """One container's log settings as recorded by dockerd."""
+    """One container's log settings as recorded by dockerd, and what they do."""
 
     id: str
     name: str
     running: bool
     driver: str
+    bound: LogBound
     opts: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def unbounded(self) -> bool:
         """Docker writes its log to disk and never rotates it."""
-        return self.driver in FILE_DRIVERS and max_size_bytes(self.driver, dict(self.opts)) is None
+        return self.bound.state is LogState.UNBOUNDED
 
     def describe(self) -> str:
-        """``json-file max-size=10m max-file=5`` style summary."""
+        """``json-file max-size=10m max-file=5`` style summary, with Docker's refusal."""
         shown = " ".join(f"{k}={v}" for k, v in sorted(self.opts.items()))
         if self.driver == "json-file" and "max-size" not in self.opts:
             shown = (shown + " " if shown else "") + "(no max-size)"
-        return f"{self.driver} {shown}".strip()
+        text = f"{self.driver} {shown}".strip()
+        if self.bound.state is LogState.REFUSED:
+            text += f" (Docker refuses it: {self.bound.reason}; the container cannot start)"
+        return text
 
 
 @dataclass(frozen=True)
 class Inventory:
-    """All containers found, plus the ones that could not be read."""
+    """All containers found, plus the reasons others could not be read."""
 
     containers: tuple[ContainerLog, ...]
     unreadable: tuple[str, ...] = ()
@@ -50,33 +62,21 @@ class Inventory:
 
 def scan(docker_root: Path) -> Inventory:
     """Read every container's hostconfig.json and config.v2.json under ``docker_root``."""
-    folder = docker_root / "containers"
-    found: list[ContainerLog] = []
-    unreadable: list[str] = []
-    try:
-        entries = sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink())
-    except FileNotFoundError:
-        return Inventory(())
-    for entry in entries:
-        try:
-            found.append(_read(entry))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            unreadable.append(f"{entry}: {exc}")
-    return Inventory(tuple(found), tuple(unreadable))
-
-
-def _read(folder: Path) -> ContainerLog:
-    host = json.loads((folder / "hostconfig.json").read_text("utf-8"))
-    config = json.loads((folder / "config.v2.json").read_text("utf-8"))
-    log = host.get("LogConfig") or {}
-    opts = {str(k): str(v) for k, v in (log.get("Config") or {}).items()}
-    return ContainerLog(
-        id=str(config.get("ID") or folder.name),
-        name=str(config.get("Name") or "").lstrip("/"),
-        running=bool((config.get("State") or {}).get("Running")),
-        driver=str(log.get("Type") or "json-file"),
-        opts=MappingProxyType(opts),
-    )
+    problems: list[str] = []
+    found = scan_docker(docker_root, problems)
+    containers = [
+        ContainerLog(
+            c.id,
+            c.name,
+            bool(c.running),
+            c.log_type,
+            c.log_bound,
+            MappingProxyType(dict(c.log_opts)),
+        )
+        for c in found or ()
+        if not c.problems and c.log_type is not None and c.log_bound is not None
+    ]
+    return Inventory(tuple(containers), tuple(problems))
 
 
 def stale(inventory: Inventory, driver: str, opts: Mapping[str, str]) -> list[ContainerLog]:
@@ -84,19 +84,47 @@ def stale(inventory: Inventory, driver: str, opts: Mapping[str, str]) -> list[Co
     return [c for c in inventory.containers if (c.driver, dict(c.opts)) != (driver, dict(opts))]
 
 
-def report_lines(inventory: Inventory, driver: str, opts: Mapping[str, str]) -> list[str]:
-    """Human report: containers that keep old settings, unbounded ones first."""
-    old = sorted(stale(inventory, driver, opts), key=lambda c: (not c.unbounded, not c.running))
-    lines = [f"warning: could not read {item}" for item in inventory.unreadable]
-    if not old:
-        count = len(inventory.containers)
-        return [*lines, f"all {count} existing container(s) already use these log settings"]
-    lines.append(
-        f"{len(old)} existing container(s) keep their old log settings until they are "
-        "recreated (docker rm + docker run, or docker compose up --force-recreate):"
+def report_events(inventory: Inventory, driver: str, opts: Mapping[str, str]) -> list[Event]:
+    """Unreadable containers, a summary, then every container that keeps old settings
+    (unbounded ones first, running before stopped)."""
+    events = [
+        Event(Source.DOCKER, DockerKind.CONTAINER_UNREADABLE, item, Severity.WARNING, item)
+        for item in inventory.unreadable
+    ]
+    old = sorted(stale(inventory, driver, opts), key=_urgency)
+    total = len(inventory.containers)
+    if old:
+        reason = (
+            f"{len(old)} existing container(s) keep their old log settings until they are "
+            "recreated (docker rm + docker run, or docker compose up --force-recreate):"
+        )
+    else:
+        reason = f"all {total} existing container(s) already use these log settings"
+    facts = {"total": total, "stale": len(old), "unreadable": len(inventory.unreadable)}
+    events.append(
+        Event(Source.DOCKER, DockerKind.CONTAINERS, "containers", Severity.INFO, reason, facts)
     )
-    for item in old:
-        tag = "UNBOUNDED" if item.unbounded else "old-config"
-        state = "running" if item.running else "stopped"
-        lines.append(f"  {tag:<10} {item.name or '-'} ({item.id[:12]}) {state}: {item.describe()}")
-    return lines
+    events += [_stale_event(c) for c in old]
+    return events
+
+
+def _urgency(container: ContainerLog) -> tuple[bool, bool]:
+    return (not container.unbounded, not container.running)
+
+
+def _stale_event(container: ContainerLog) -> Event:
+    tag = _TAGS.get(container.bound.state, "old-config")
+    state = "running" if container.running else "stopped"
+    severity = Severity.WARNING if tag != "old-config" else Severity.INFO
+    reason = f"{container.name or '-'} ({container.id[:12]}) {state}: {container.describe()}"
+    facts = {
+        "id": container.id,
+        "name": container.name,
+        "running": container.running,
+        "driver": container.driver,
+        "log_opts": dict(container.opts),
+        "log_state": str(container.bound.state),
+        "tag": tag,
+        "description": container.describe(),
+    }
+    return Event(Source.DOCKER, DockerKind.CONTAINER_STALE, container.id, severity, reason, facts)

@@ -35,8 +35,9 @@ class Case:
     where: str = ""  # expected "line:col" of an error
 
 
-def _huge() -> bytes:
-    labels = [f"com.example.team{i}=value-{i}-" + "x" * 40 for i in range(40_000)]
+def _huge(count: int) -> bytes:
+    """About 80 bytes per label: 13,000 stay under the 1 MiB cap, 14,000 do not."""
+    labels = [f"com.example.team{i}=value-{i}-" + "x" * 40 for i in range(count)]
     return (json.dumps({"debug": False, "labels": labels}, indent=2) + "\n").encode()
 
 
@@ -156,7 +157,8 @@ CASES = [
     ),
     Case("other-driver", b'{"log-driver": "journald", "debug": false}', APPLY, APPLY),
     Case("driver-as-number", b'{"log-driver": 5}', APPLY, APPLY),
-    Case("huge", _huge(), APPLY, APPLY),
+    Case("huge", _huge(13_000), APPLY, APPLY),
+    Case("over-the-cap", _huge(14_000), ERROR, ERROR, "refusing more than 1048576"),
 ]
 
 

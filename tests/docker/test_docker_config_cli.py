@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import io
+import json
 import subprocess
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from nodeguard.config import load_config
-from nodeguard.docker import apply
-from nodeguard.docker.dockerd import Verdict
-from nodeguard.docker.restart import RestartResult, restart_docker
+from nodeguard.docker.apply import docker_config
+from nodeguard.docker.dockerd import Verdict, validate
+from nodeguard.docker.outcome import EXIT_DIFFERS, DockerKind, DockerOptions, Mode
+from nodeguard.world import CommandResult, World
 from tests.docker.conftest import CliResult, write_nodeguard_config
 
 Run = Callable[..., CliResult]
@@ -196,28 +198,65 @@ def test_apply_gives_up_when_the_file_changes_during_validation(tmp_path: Path) 
         daemon_json.write_bytes(admin_edit)
         return Verdict("test")
 
-    out, err = io.StringIO(), io.StringIO()
-    world = apply.World(out, err, tmp_path, validate_while_admin_edits, restart_docker)
-    assert apply.run("apply", config.docker, world) == 1
-    assert "changed while nodeguard read it" in err.getvalue()
+    options = DockerOptions(Mode.APPLY, validator=validate_while_admin_edits)
+    result = docker_config(config, options, World(run=_no_commands))
+    assert result.exit == 1
+    assert result.kinds() == [DockerKind.CHANGED_MEANWHILE]
+    assert "changed while nodeguard read it" in result.events[0].reason
     assert daemon_json.read_bytes() == admin_edit
     assert not daemon_json.with_name("daemon.json.nodeguard-bak").exists()
 
 
+def _no_commands(argv: list[str], timeout: float) -> CommandResult:
+    raise AssertionError(f"no command expected: {argv}")
+
+
 def test_validator_without_a_verdict_exits_1_and_writes_nothing(tmp_path: Path) -> None:
-    from functools import partial
-
-    from nodeguard.docker.dockerd import validate
-
     daemon_json, _ = _setup(tmp_path, TYPICAL)
     config = load_config(tmp_path / "nodeguard.yaml", dropins=False)
-    out, err = io.StringIO(), io.StringIO()
-    silent = partial(validate, Path("/bin/true"))  # a "dockerd" that says nothing
-
-    def never(command: str) -> RestartResult:
-        raise AssertionError("no restart expected")
-
-    world = apply.World(out, err, tmp_path, silent, never)
-    assert apply.run("apply", config.docker, world) == 1
-    assert "could not validate with dockerd" in err.getvalue()
+    world = World()
+    silent = partial(validate, Path("/bin/true"), world=world)  # a "dockerd" that says nothing
+    result = docker_config(config, DockerOptions(Mode.APPLY, validator=silent), world)
+    assert result.exit == 1
+    assert result.kinds() == [DockerKind.NO_VERDICT]
+    assert "could not validate with dockerd" in result.events[0].reason
     assert daemon_json.read_bytes() == TYPICAL
+
+
+def test_differs_and_failures_share_exit_1_but_never_their_kind(tmp_path: Path) -> None:
+    _setup(tmp_path, TYPICAL, extra="validate_with_dockerd: false")
+    config = load_config(tmp_path / "nodeguard.yaml", dropins=False)
+    differs = docker_config(config, DockerOptions(Mode.CHECK), World(run=_no_commands))
+    assert (differs.exit, differs.kinds()) == (EXIT_DIFFERS, [DockerKind.DIFFERS])
+    assert differs.events[0].facts["changes"][0] == {
+        "key": "log-driver",
+        "old": None,
+        "new": '"json-file"',
+    }
+
+
+def test_restart_runs_through_the_worlds_command_runner(tmp_path: Path) -> None:
+    daemon_json, _ = _setup(tmp_path, TYPICAL, extra="validate_with_dockerd: false")
+    config = load_config(tmp_path / "nodeguard.yaml", dropins=False)
+    ran: list[list[str]] = []
+
+    def runner(argv: list[str], timeout: float) -> CommandResult:
+        ran.append(argv)
+        return CommandResult(0, "")
+
+    options = DockerOptions(Mode.APPLY, restart=True)
+    result = docker_config(config, options, World(run=runner))
+    assert ran == [["systemctl", "restart", "docker.service"]]
+    assert result.exit == 0
+    assert result.kinds()[:2] == [DockerKind.UPDATED, DockerKind.RESTARTED]
+    assert daemon_json.read_bytes() == TYPICAL_APPLIED
+
+
+def test_json_output_lists_the_events(tmp_path: Path, run_cli: Run) -> None:
+    _, base = _setup(tmp_path, TYPICAL, extra="validate_with_dockerd: false")
+    result = run_cli(*base, "--check", "--json")
+    assert result.code == 1
+    body = json.loads(result.out)
+    assert body["exit"] == 1 and body["mode"] == "check"
+    assert [e["kind"] for e in body["events"]] == ["differs"]
+    assert body["events"][0]["source"] == "docker"

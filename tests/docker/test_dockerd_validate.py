@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from nodeguard.docker.dockerd import Verdict, keys_named, validate
+from nodeguard.world import World
 
 
 def _isolated(tmp_path: Path) -> dict[str, object]:
@@ -36,7 +37,7 @@ def test_dockerd_accepts_a_good_file_and_creates_nothing_it_names(
     tmp_path: Path, dockerd_binary: Path
 ) -> None:
     before = _processes_running(dockerd_binary)
-    verdict = validate(dockerd_binary, json.dumps(_isolated(tmp_path)).encode())
+    verdict = validate(dockerd_binary, json.dumps(_isolated(tmp_path)).encode(), World())
     assert verdict.ok, verdict.reason
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     assert _processes_running(dockerd_binary) <= before
@@ -45,10 +46,10 @@ def test_dockerd_accepts_a_good_file_and_creates_nothing_it_names(
 def test_dockerd_rejects_unknown_directives_and_number_log_opts(
     tmp_path: Path, dockerd_binary: Path
 ) -> None:
-    unknown = validate(dockerd_binary, b'{"debug": false, "no-such-option": 1}')
+    unknown = validate(dockerd_binary, b'{"debug": false, "no-such-option": 1}', World())
     assert not unknown.ok
     assert "no-such-option" in unknown.reason
-    number = validate(dockerd_binary, b'{"log-opts": {"max-file": 5}}')
+    number = validate(dockerd_binary, b'{"log-opts": {"max-file": 5}}', World())
     assert not number.ok
     assert "cannot unmarshal number" in number.reason and "log-opts" in number.reason
     assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nodeguard.docker.jsontext import JsonTextError, line_col, parse
+from nodeguard.docker.jsontext import JsonTextError, line_col, parse, parse_document
 
 
 def test_spans_cover_exact_source_of_keys_and_values() -> None:
@@ -57,3 +57,40 @@ def test_errors_carry_line_and_column(text: str, where: tuple[int, int], reason:
 def test_line_col_counts_characters_not_bytes() -> None:
     text = '{"é": 1,\n  "ü": x}'
     assert line_col(text, text.index("x")) == (2, 8)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"x": {"a": 1,\n "a": 2}}',
+        '{"x": [1, 2,]}',
+        '{"x": [01]}',
+        '{"x": {"n": NaN}}',
+        '{"x": [Infinity]}',
+        '{"x": ["a\tb"]}',
+        '{"x": ' + "[" * 250 + "]" * 250 + "}",
+        '{"x": [1, 2}',
+    ],
+)
+def test_skimmed_values_fail_exactly_as_parsed_ones(text: str) -> None:
+    with pytest.raises(JsonTextError) as slow:
+        parse(text)
+    with pytest.raises(JsonTextError) as fast:
+        parse_document(text, full=())
+    assert (fast.value.line, fast.value.col, fast.value.reason) == (
+        slow.value.line,
+        slow.value.col,
+        slow.value.reason,
+    )
+
+
+def test_skimmed_values_keep_their_exact_spans() -> None:
+    text = '{"a": [1, {"b": "]}"}], "log-opts": {"max-size": "1m"}, "c": {"d": [[]]}}'
+    full, skimmed = parse(text), parse_document(text, full=("log-opts",))
+    assert [(m.key, m.value.kind, m.value.start, m.value.end) for m in skimmed.members] == [
+        (m.key, m.value.kind, m.value.start, m.value.end) for m in full.members
+    ]
+    opts = skimmed.member("log-opts")
+    assert opts is not None and opts.value.members[0].value.value == "1m"
+    a = skimmed.member("a")
+    assert a is not None and a.value.items == ()

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from nodeguard.docker.rules import (
+from nodeguard.config.dockerrules import (
     docker_size,
     human_size,
     log_config_problems,
-    max_size_bytes,
     validate_log_config,
 )
 
@@ -75,7 +74,6 @@ def test_sizes_follow_go_units() -> None:
     assert docker_size("10k") == 10_240  # max-buffer-size: binary
     with pytest.raises(ValueError, match="64 bits"):
         human_size("99999999p")
-    assert max_size_bytes("json-file", {"max-size": "10k"}) == 10_000
-    assert max_size_bytes("json-file", {}) is None
-    assert max_size_bytes("local", {}) == 20 * 1024 * 1024
-    assert max_size_bytes("journald", {"max-size": "1m"}) is None
+    for text in ("10\n", "\uff11\uff10k", "1.5.2k", "-1", ""):
+        with pytest.raises(ValueError, match="invalid size"):
+            human_size(text)
