@@ -84,8 +84,8 @@ def _verdict(ref: PodRef | None, age: float, remove_after: int | None) -> tuple[
     if remove_after is None:
         return False, "kept: containers.remove_orphaned_pod_logs_after is null"
     if age < remove_after:
-        return False, f"kept: changed {human_duration(age)} ago, removal needs "
-        f"{human_duration(remove_after)} idle"
+        wait = human_duration(remove_after)
+        return False, f"kept: changed {human_duration(age)} ago, removal needs {wait} idle"
     return True, "removable"
 
 

@@ -177,3 +177,11 @@ def test_apply_while_another_pass_holds_the_lock_is_exit_3(node: Node) -> None:
         code, _ = run_at_text(node, NOW, "--apply")
     assert code == 3
     assert all(p.exists() for p in dirs.values())
+
+
+def test_a_young_orphan_says_how_long_it_must_stay_idle(node: Node) -> None:
+    node.containers_extra = {"remove_orphaned_pod_logs_after": "7d"}
+    _build(node)
+    _, report = run_at(node, NOW)
+    [young] = [o for o in report["orphan_pod_dirs"] if o["pod"] == "young"]
+    assert young["note"] == "kept: changed 10m ago, removal needs 7d idle"
