@@ -18,11 +18,7 @@ from nodeguard import __version__
 from nodeguard.config import Config, ConfigError, load_config
 from nodeguard.config.docs import render_sample
 from nodeguard.config.loader import embedded_default_text
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_LOCKED = 3
+from nodeguard.exitcodes import Exit
 
 Handler = Callable[[argparse.Namespace, Config], int]
 
@@ -105,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "config" and args.config_command in ("sample", "default"):
         text = render_sample() if args.config_command == "sample" else embedded_default_text()
         sys.stdout.write(text)
-        return EXIT_OK
+        return Exit.OK
     try:
         config = load_config(args.config, dropins=not args.no_dropins)
     except ConfigError as exc:
@@ -116,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "nothing was changed",
             file=sys.stderr,
         )
-        return EXIT_USAGE
+        return Exit.USAGE
     handler: Handler = getattr(args, "handler", None) or _HANDLERS[args.command]
     return handler(args, config)
 
@@ -124,9 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _config(args: argparse.Namespace, config: Config) -> int:
     if args.config_command == "validate":
         print(f"configuration OK: {', '.join(config.sources)} ({len(config.policies)} policies)")
-        return EXIT_OK
+        return Exit.OK
     print(json.dumps(_jsonable(config), indent=2, sort_keys=False))
-    return EXIT_OK
+    return Exit.OK
 
 
 def _jsonable(value: object) -> object:

@@ -32,6 +32,7 @@ from nodeguard.containers.layout import (
     read_fd_capped,
 )
 from nodeguard.fsutil import DIR_FLAGS
+from nodeguard.progress import NO_PROGRESS, Progress
 
 MAX_JSON_BYTES = 4 * 1024 * 1024  # dockerd writes a few KiB per file
 # Drivers whose logs are files under the container's directory.
@@ -65,7 +66,9 @@ class DockerContainer:
         return log_bound(self.log_type, self.log_opts)
 
 
-def scan_docker(docker_root: Path, problems: list[str]) -> list[DockerContainer] | None:
+def scan_docker(
+    docker_root: Path, problems: list[str], progress: Progress = NO_PROGRESS
+) -> list[DockerContainer] | None:
     """Every container under ``docker_root/containers``; None when Docker is absent."""
     folder = docker_root / "containers"
     try:
@@ -82,6 +85,7 @@ def scan_docker(docker_root: Path, problems: list[str]) -> list[DockerContainer]
         if fd is None:
             return None
         for entry in entries(fd):
+            progress.update(docker_containers=len(found))
             path = folder / entry.name
             if entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
                 problems.append(f"{path}: not a container directory; ignored")

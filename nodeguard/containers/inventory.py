@@ -28,6 +28,7 @@ from nodeguard.containers.layout import (
 )
 from nodeguard.containers.orphans import OrphanPodDir, find_orphans
 from nodeguard.containers.samples import Samples
+from nodeguard.progress import NO_PROGRESS, Progress
 from nodeguard.rotation.scan import path_matches
 
 K8S_NAMESPACE = "io.kubernetes.pod.namespace"
@@ -98,6 +99,7 @@ class Inventory:
     docker_present: bool
     problems: tuple[str, ...]
     now: float
+    policy_conflicts: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -105,29 +107,39 @@ class Inventory:
             "orphan_pod_dirs": [o.to_json() for o in self.orphans],
             "kubelet": self.kubelet.to_json(),
             "docker_present": self.docker_present,
-            "problems": list(self.problems),
+            "problems": [*self.problems, *self.policy_conflicts],
             "generated_at": self.now,
         }
 
 
-def take_inventory(config: Config, samples: Samples, now: float) -> Inventory:
+def take_inventory(
+    config: Config, samples: Samples, now: float, progress: Progress = NO_PROGRESS
+) -> Inventory:
     """Scan the configured roots once and build the whole report."""
     cfg = config.containers
     roots = Roots(cfg.pods_dir, cfg.containers_dir, cfg.docker_root)
     problems: list[str] = []
     with open_root(roots.pods) as pods_fd:
-        pods = scan_pods(roots, pods_fd, problems)
+        pods = scan_pods(roots, pods_fd, problems, progress)
         links = scan_links(roots, pods_fd, problems)
-    docker = scan_docker(roots.docker, problems)
+    docker = scan_docker(roots.docker, problems, progress)
     limits = kubelet_limits(cfg.kubelet_config)
     problems += limits.problems
     rows = cri_rows(pods, links) + [docker_row(c) for c in docker or ()]
     rows = [_finish(r, config.policies, limits, samples, now) for r in rows]
     problems += docker_refusals(docker or ())
-    problems += policy_problems(config.policies, roots, limits, rows)
+    conflicts = policy_problems(config.policies, roots, limits, rows)
     rows.sort(key=lambda r: (-r.total_bytes, r.name, r.id))
     orphans = find_orphans(pods, links, docker, now, cfg.remove_orphaned_pod_logs_after)
-    return Inventory(tuple(rows), tuple(orphans), limits, docker is not None, tuple(problems), now)
+    return Inventory(
+        tuple(rows),
+        tuple(orphans),
+        limits,
+        docker is not None,
+        tuple(problems),
+        now,
+        tuple(conflicts),
+    )
 
 
 def cri_rows(pods: Sequence[PodDir], links: Sequence[ContainerLink]) -> list[ContainerRow]:

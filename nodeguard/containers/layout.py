@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nodeguard.fsutil import DIR_FLAGS
+from nodeguard.progress import NO_PROGRESS, Progress
 
 LIVE_RE = re.compile(r"^\d+\.log$")
 ROTATED_RE = re.compile(r"^\d+\.log\.\d{8}-\d{6}(?:\.gz)?$")
@@ -312,12 +313,15 @@ def _open_dirs(root_fd: int, parts: Sequence[str]) -> Iterator[int]:
             os.close(opened)
 
 
-def scan_pods(roots: Roots, pods_fd: int | None, problems: list[str]) -> list[PodDir]:
+def scan_pods(
+    roots: Roots, pods_fd: int | None, problems: list[str], progress: Progress = NO_PROGRESS
+) -> list[PodDir]:
     """Every pod log directory below the pods root, with sizes and newest mtime."""
     pods: list[PodDir] = []
     if pods_fd is None:
         return pods
     for entry in entries(pods_fd):
+        progress.update(pod_folders=len(pods))
         path = roots.pods / entry.name
         if entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
             kind = "a symlink" if entry.is_symlink() else "not a directory"

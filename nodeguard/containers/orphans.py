@@ -3,12 +3,14 @@
 Rule: a pod directory is orphaned when no symlink in the containers directory
 names a path inside it and, when Docker is present, no running Docker container
 carries its pod UID (label ``io.kubernetes.pod.uid``). Removal needs a configured
-minimum age, measured from the newest mtime of anything inside the directory, and
-never follows a symlink.
+minimum age, measured from the newest mtime of anything inside the directory, never
+follows a symlink, never crosses a mount, and removes only container log files: a
+folder holding anything else is kept whole.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Sequence
@@ -17,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from nodeguard.containers.docker_logs import DockerContainer
-from nodeguard.containers.layout import ContainerLink, PodDir, PodRef, open_root
+from nodeguard.containers.layout import (
+    LIVE_RE,
+    ContainerLink,
+    PodDir,
+    PodRef,
+    classify,
+    open_root,
+)
+from nodeguard.containers.mounts import entry_mount, mount_of
 from nodeguard.fsutil import DIR_FLAGS
 
 POD_UID_LABEL = "io.kubernetes.pod.uid"
@@ -37,6 +47,7 @@ class OrphanPodDir:
     note: str
     removed: bool = False
     error: str | None = None
+    refused: bool = False  # holds a mount or files that are not container logs
 
     def to_json(self) -> dict[str, Any]:
         ref = self.pod.ref
@@ -52,6 +63,7 @@ class OrphanPodDir:
             "removable": self.removable,
             "note": self.note,
             "removed": self.removed,
+            "refused": self.refused,
             "error": self.error,
         }
 
@@ -89,40 +101,109 @@ def _verdict(ref: PodRef | None, age: float, remove_after: int | None) -> tuple[
     return True, "removable"
 
 
-def remove_pod_dir(pods_dir: Path, name: str, min_age: int, now: float) -> None:
-    """Delete ``pods_dir/name`` and everything in it, never following a symlink.
+class RemovalUnsafe(RemovalRefused):
+    """The folder holds something that is not ours to remove (a mount, a foreign file)."""
 
-    The newest mtime inside is checked again first; RemovalRefused if it is too young.
+
+def remove_pod_dir(pods_dir: Path, name: str, min_age: int, now: float) -> None:
+    """Delete ``pods_dir/name`` and the container logs in it, never following a symlink.
+
+    The whole folder is checked first and refused as a whole (RemovalUnsafe, nothing
+    removed) unless it holds only container log folders of container log files, all on
+    the pod folder's own mount: a mount point anywhere inside (a filesystem, a bind
+    mount of a folder or of a single file) or anything nodeguard does not recognise
+    keeps it. The newest mtime inside is checked again too (too young: RemovalRefused).
+    Each file is checked once more (same inode, same mount) right before its unlink.
     """
     if PodRef.parse(name) is None or "/" in name:
         raise RemovalRefused(f"{name!r} is not a pod log directory name")
     with open_root(pods_dir) as root_fd:
         if root_fd is None:
             raise RemovalRefused(f"{pods_dir} does not exist")
-        age = now - newest_mtime(root_fd, name)
-        if age < min_age:
-            raise RemovalRefused(
-                f"changed {human_duration(age)} ago, removal needs {human_duration(min_age)} idle"
-            )
-        errors: list[OSError] = []
-        for _root, dirs, files, dir_fd in os.fwalk(
-            name, topdown=False, onerror=errors.append, follow_symlinks=False, dir_fd=root_fd
-        ):
-            for entry in files:
-                os.unlink(entry, dir_fd=dir_fd)
-            for entry in dirs:
-                _remove_dir_entry(entry, dir_fd)
-        if errors:
-            raise errors[0]
+        pod_fd = os.open(name, DIR_FLAGS, dir_fd=root_fd)
+        try:
+            home = mount_of(pod_fd)
+            if home != mount_of(root_fd):
+                raise RemovalUnsafe(f"{pods_dir / name} is a mount point")
+            plan = _plan_removal(pod_fd, pods_dir / name, home)
+            age = now - newest_mtime(root_fd, name)
+            if age < min_age:
+                wait = human_duration(min_age)
+                raise RemovalRefused(
+                    f"changed {human_duration(age)} ago, removal needs {wait} idle"
+                )
+            _remove_planned(pod_fd, plan, home)
+        finally:
+            os.close(pod_fd)
         os.rmdir(name, dir_fd=root_fd)
 
 
-def _remove_dir_entry(name: str, dir_fd: int) -> None:
-    # fwalk lists a symlink to a directory among dirs (without descending): unlink it.
-    if stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
-        os.unlink(name, dir_fd=dir_fd)
-    else:
-        os.rmdir(name, dir_fd=dir_fd)
+@dataclass(frozen=True)
+class _Planned:
+    """One container log folder to remove: its identity and its files' identities."""
+
+    name: str
+    ino: int
+    files: tuple[tuple[str, int], ...]
+
+
+def _plan_removal(pod_fd: int, path: Path, home: tuple[int, int]) -> list[_Planned]:
+    """What removing the pod folder would delete; RemovalUnsafe if anything is foreign."""
+    plan: list[_Planned] = []
+    for entry in sorted(os.listdir(pod_fd)):
+        st = _entry_stat(pod_fd, entry, path, home)
+        if not stat.S_ISDIR(st.st_mode):
+            raise RemovalUnsafe(f"{path / entry} is not a container log directory")
+        fd = os.open(entry, DIR_FLAGS, dir_fd=pod_fd)
+        try:
+            if mount_of(fd) != home:
+                raise RemovalUnsafe(f"{path / entry} is a mount point")
+            files = tuple(_planned_files(fd, path / entry, home))
+        finally:
+            os.close(fd)
+        plan.append(_Planned(entry, st.st_ino, files))
+    return plan
+
+
+def _planned_files(dir_fd: int, path: Path, home: tuple[int, int]) -> list[tuple[str, int]]:
+    out = []
+    for name in sorted(os.listdir(dir_fd)):
+        st = _entry_stat(dir_fd, name, path, home)
+        if not _is_container_log(name, st.st_mode):
+            raise RemovalUnsafe(f"{path / name} is not a container log file")
+        out.append((name, st.st_ino))
+    return out
+
+
+def _is_container_log(name: str, mode: int) -> bool:
+    """A file kubelet or the runtime writes in a container log folder (a dockershim
+    ``N.log`` symlink into Docker included)."""
+    if stat.S_ISLNK(mode):
+        return LIVE_RE.fullmatch(name) is not None
+    return stat.S_ISREG(mode) and classify(name) in ("live", "rotated", "debris")
+
+
+def _entry_stat(dir_fd: int, name: str, path: Path, home: tuple[int, int]) -> os.stat_result:
+    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    if entry_mount(dir_fd, name, st) != home:
+        raise RemovalUnsafe(f"{path / name} is a mount point")
+    return st
+
+
+def _remove_planned(pod_fd: int, plan: list[_Planned], home: tuple[int, int]) -> None:
+    for folder in plan:
+        fd = os.open(folder.name, DIR_FLAGS, dir_fd=pod_fd)
+        try:
+            if os.fstat(fd).st_ino != folder.ino or mount_of(fd) != home:
+                raise OSError(errno.ESTALE, "replaced while checked", folder.name)
+            for name, ino in folder.files:
+                now = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if now.st_ino != ino or entry_mount(fd, name, now) != home:
+                    raise OSError(errno.ESTALE, "replaced while checked", name)
+                os.unlink(name, dir_fd=fd)
+        finally:
+            os.close(fd)
+        os.rmdir(folder.name, dir_fd=pod_fd)
 
 
 def newest_mtime(root_fd: int, name: str) -> float:

@@ -52,6 +52,7 @@ def handle(args: argparse.Namespace, config: Config) -> int:
     """Run the chosen mode against the real world (dockerd, systemctl, the files)."""
     from nodeguard.docker.apply import docker_config
     from nodeguard.docker.outcome import DockerOptions, Mode
+    from nodeguard.progress import quiet_logs
     from nodeguard.world import World
 
     if args.restart and not args.apply:
@@ -65,16 +66,6 @@ def handle(args: argparse.Namespace, config: Config) -> int:
     else:
         render_text(result, sys.stdout, sys.stderr)
     return int(result.exit)
-
-
-def quiet_logs() -> None:
-    """The CLI's output is the rendered events: keep Python's last-resort handler from
-    printing their log records a second time (a daemon or -v adds real handlers)."""
-    import logging
-
-    root = logging.getLogger("nodeguard")
-    if not root.handlers:
-        root.addHandler(logging.NullHandler())
 
 
 def render_json(result: DockerResult) -> str:

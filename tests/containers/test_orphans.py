@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nodeguard import cli
-from nodeguard.containers.orphans import RemovalRefused, remove_pod_dir
+from nodeguard.containers.orphans import RemovalRefused, RemovalUnsafe, remove_pod_dir
 from nodeguard.state import pass_lock
 from tests.containers.nodetree import Node, Runner, cri_lines, docker_id, sha
 from tests.containers.test_samples import run_at, run_at_text
@@ -106,10 +106,15 @@ def test_removal_never_follows_symlinks(node: Node, tmp_path: Path) -> None:
     pod = node.pods / f"default_gone_{OLD_UID}"
     (pod / "app").mkdir(parents=True)
     (pod / "app" / "0.log").write_bytes(cri_lines(3))
-    os.symlink(outside / "keep.log", pod / "app" / "1.log")
+    os.symlink(outside / "keep.log", pod / "app" / "1.log")  # named like a dockershim link
     os.symlink(outside, pod / "dirlink")
     _age(pod, 30 * DAY)
 
+    # A symlink that is not a container log keeps the whole folder.
+    with pytest.raises(RemovalUnsafe, match="dirlink is not a container log directory"):
+        remove_pod_dir(node.pods, pod.name, int(7 * DAY), NOW)
+    assert (pod / "app" / "0.log").exists()
+    (pod / "dirlink").unlink()
     remove_pod_dir(node.pods, pod.name, int(7 * DAY), NOW)
 
     assert not pod.exists()

@@ -2,31 +2,37 @@
 
 from __future__ import annotations
 
-import io
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
-from nodeguard import cli
 from nodeguard.config import load_config
-from nodeguard.containers import command
+from nodeguard.containers.outcome import ContainersOptions, ContainersResult
+from nodeguard.containers.report import render_json, render_text
+from nodeguard.containers.run import container_inventory
+from nodeguard.world import World
 from tests.containers.nodetree import Node, Runner, cri_lines, docker_id, docker_lines
 
 UID = "11111111-2222-3333-4444-555555555555"
 
 
+def inventory_at(node: Node, now: float, *, apply: bool = False) -> ContainersResult:
+    """The entry point, with the World's clock reading ``now`` (POSIX seconds)."""
+    config = load_config(node.config_file(), dropins=False)
+    world = World(clock=lambda: datetime.fromtimestamp(now, UTC))
+    return container_inventory(config, ContainersOptions(apply=apply), world)
+
+
 def run_at_text(node: Node, now: float, *extra: str) -> tuple[int, str]:
-    """``nodeguard containers ...`` with the clock reading ``now``; (exit code, stdout)."""
-    path = node.config_file()
-    args = cli.build_parser().parse_args(["-c", str(path), "--no-dropins", "containers", *extra])
-    out = io.StringIO()
-    code = command.run(args, load_config(path, dropins=False), clock=lambda: now, out=out)
-    return code, out.getvalue()
+    """``nodeguard containers [--apply]`` at ``now``: (exit code, the text report)."""
+    result = inventory_at(node, now, apply="--apply" in extra)
+    return int(result.exit), render_text(result.events)
 
 
 def run_at(node: Node, now: float, *extra: str) -> tuple[int, dict]:
-    """Like run_at_text with ``--json``, parsed."""
-    code, text = run_at_text(node, now, "--json", *extra)
-    return code, json.loads(text)
+    """Like run_at_text, with the ``--json`` document (through JSON and back)."""
+    result = inventory_at(node, now, apply="--apply" in extra)
+    return int(result.exit), json.loads(json.dumps(render_json(result.events)))
 
 
 def test_growth_is_bytes_per_second_since_the_previous_run(node: Node) -> None:
