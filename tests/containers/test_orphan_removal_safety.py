@@ -10,6 +10,7 @@ nothing removed), while one holding only container logs is removed.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
 from collections.abc import Iterator
@@ -126,3 +127,17 @@ def test_only_recognised_logs_are_removed_with_the_folder(node: Node) -> None:
     [entry] = report["orphan_pod_dirs"]
     assert entry["removed"] is True
     assert not pod.exists()
+
+
+def test_removals_are_logged_at_info_and_refusals_at_warning(
+    node: Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    pod = _orphan(node)
+    (pod / "app" / "notes.txt").write_text("x")
+    _age(pod, 10 * DAY)
+    node.cri("default", "old", "cccccccc-0000-0000-0000-00000000000c", "app", link=False)
+    _age(node.pods / "default_old_cccccccc-0000-0000-0000-00000000000c", 10 * DAY)
+    with caplog.at_level(logging.INFO, logger="nodeguard.containers"):
+        run_at(node, NOW, "--apply")
+    logged = sorted((r.levelno, r.nodeguard_kind) for r in caplog.records)  # type: ignore[attr-defined]
+    assert logged == [(logging.INFO, "orphan-removed"), (logging.WARNING, "orphan-refused")]

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import subprocess
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
+
+import pytest
 
 from nodeguard.config import load_config
 from nodeguard.docker.apply import docker_config
@@ -260,3 +264,16 @@ def test_json_output_lists_the_events(tmp_path: Path, run_cli: Run) -> None:
     assert body["exit"] == 1 and body["mode"] == "check"
     assert [e["kind"] for e in body["events"]] == ["differs"]
     assert body["events"][0]["source"] == "docker"
+
+
+def test_what_it_did_is_logged_at_info_and_what_it_refused_at_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _setup(tmp_path, TYPICAL, extra="validate_with_dockerd: false")
+    config = load_config(tmp_path / "nodeguard.yaml", dropins=False)
+    with caplog.at_level(logging.INFO, logger="nodeguard.docker"):
+        docker_config(config, DockerOptions(Mode.APPLY), World(run=_no_commands))
+        refused = replace(config, docker=replace(config.docker, manage=False))
+        docker_config(refused, DockerOptions(Mode.APPLY), World(run=_no_commands))
+    logged = [(r.levelno, r.nodeguard_kind) for r in caplog.records]  # type: ignore[attr-defined]
+    assert logged == [(logging.INFO, "updated"), (logging.WARNING, "not-managed")]
