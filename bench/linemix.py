@@ -6,6 +6,7 @@ Used by bench/writer_loss.py and tests/rotation/test_lossless.py to see whether
 fully determined by it (``make_line(mix, n)``), so a checker finds lost, doubled and
 torn lines exactly. Mixes:
 
+- ``numbers``: just the number (2 to 9 bytes), one line per ``write()``;
 - ``fixed75``: every line 75 bytes, 50 lines per ``write()``;
 - ``mixed30-300``: 30 to 300 bytes (uniform), 1 to 50 lines per ``write()``;
 - ``cri16k``: CRI (kubelet) lines with a JSON payload of 50 bytes to 16 KiB
@@ -25,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 MIXES = ("fixed75", "mixed30-300", "cri16k")
+ALL_MIXES = ("numbers", *MIXES)  # numbers: just the number, one line per write()
 _TABLE = 65_521  # line lengths are looked up by n modulo this prime
 _FILLER = (b"abcdefghij klmnopqrstuvwxyz 0123456789 ABCDEFGHIJ-KLMNOPQRSTUVWXYZ " * 300)[:16_400]
 
@@ -46,6 +48,8 @@ def _lengths(name: str) -> tuple[int, ...]:
     rng = random.Random(name)
     if name == "fixed75":
         return (75,) * _TABLE
+    if name == "numbers":
+        return (0,) * _TABLE  # make_line does not use it
     if name == "mixed30-300":
         return tuple(rng.randint(30, 300) for _ in range(_TABLE))
     if name == "cri16k":
@@ -54,7 +58,7 @@ def _lengths(name: str) -> tuple[int, ...]:
     raise ValueError(f"unknown mix {name!r} (have {', '.join(MIXES)})")
 
 
-_PER_WRITE = {"fixed75": (50,), "mixed30-300": (1, 2, 5, 17, 50), "cri16k": (1,)}
+_PER_WRITE = {"numbers": (1,), "fixed75": (50,), "mixed30-300": (1, 2, 5, 17, 50), "cri16k": (1,)}
 _MIXES: dict[str, Mix] = {}
 
 
@@ -66,6 +70,8 @@ def mix(name: str) -> Mix:
 
 def make_line(name: str, n: int) -> bytes:
     """Line number ``n`` of mix ``name``, newline included; the same bytes every time."""
+    if name == "numbers":
+        return b"%d\n" % n
     length = mix(name).lengths[n % _TABLE]
     if name == "cri16k":
         head = b'2024-05-01T10:00:00.%09dZ stdout F {"n":%d,"msg":"' % (n % 10**9, n)
@@ -81,6 +87,8 @@ def line_number(name: str, line: bytes) -> int | None:
         if name == "cri16k":
             start = line.index(b'{"n":') + 5
             return int(line[start : line.index(b",", start)])
+        if name == "numbers":
+            return int(line) if line.isdigit() else None
         return int(line[: line.index(b" ")])
     except ValueError:
         return None
@@ -136,23 +144,30 @@ import os, random, signal, sys, time
 sys.path.insert(0, sys.argv[1])
 from bench.linemix import make_line, mix
 path, name, rate = sys.argv[2], sys.argv[3], float(sys.argv[4])
-stop = []
-signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+flag = {"reopen": False, "stop": False}
+signal.signal(signal.SIGHUP, lambda *_: flag.__setitem__("reopen", True))
+signal.signal(signal.SIGTERM, lambda *_: flag.__setitem__("stop", True))
+fd = os.open(path, flags, 0o644)
 rng, n, written, started = random.Random(11), 0, 0, time.monotonic()
-per_write = mix(name).per_write
+per_write, write = mix(name).per_write, os.write
 print("ready", flush=True)
-while not stop:
-    count = rng.choice(per_write)
+while not flag["stop"]:
+    if flag["reopen"]:
+        flag["reopen"] = False
+        os.close(fd)
+        fd = os.open(path, flags, 0o644)
+    count = rng.choice(per_write) if len(per_write) > 1 else per_write[0]
     data = b"".join([make_line(name, i) for i in range(n, n + count)])
-    os.write(fd, data)
+    write(fd, data)
     n, written = n + count, written + len(data)
     if rate and written > rate * (time.monotonic() - started):
         time.sleep(0.002)
+os.close(fd)
 print(n, flush=True)
 """
 """The writer: argv REPO PATH MIX BYTES_PER_SECOND (0 = as fast as it can); prints
-"ready", then on SIGTERM the number of lines it wrote."""
+"ready", then the number of lines written once SIGTERM stops it. SIGHUP reopens PATH."""
 
 
 # --- how often no block boundary follows a newline (simulation) -----------------------------
