@@ -95,7 +95,7 @@ RUNTIMES_AND_KUBELET = Scope(
 KERNEL = Scope(kernel=True)
 
 _EVICTION = "pkg/kubelet/eviction/eviction_manager.go, managerImpl.synchronize"
-_RESOURCE = r'(?:" resourceName=")?(?:ephemeral-storage|inodes)\b'
+_RESOURCE = r'(?:" resourceName="| )(?:ephemeral-storage|inodes)\b'
 
 BUILTIN_RULES: tuple[BuiltinRule, ...] = (
     BuiltinRule(
