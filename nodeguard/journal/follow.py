@@ -14,6 +14,7 @@ keeps reading until ``World.stop`` is set, waiting on the journal between batche
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -37,6 +38,7 @@ EventSink = Callable[[Sequence[Event]], None]
 RESULT_EVENTS_MAX = 10000  # events kept in a JournalResult (all of them reach the sink)
 TEXT_BATCH_BYTES = 4 * 1024 * 1024
 WAIT_SLICE = 0.5  # seconds per journal wait, so a stop request is seen promptly
+LIVE_MIN_CYCLE = 0.25  # seconds between two catch-ups of the live follower, at least
 
 
 @dataclass(frozen=True)
@@ -261,17 +263,22 @@ def follow_live(
 
 
 def _live_loop(run: _Run, on_batch: Callable[[JournalResult], None] | None) -> None:
-    while not run.world.stop.is_set():
+    stop = run.world.stop
+    while not stop.is_set():
+        started = time.monotonic()
         if not (run.journal_batches(None) and run.text_batches()):
-            run.world.stop.wait(5.0)  # the state cannot be saved: retry, never skip
+            stop.wait(5.0)  # the state cannot be saved: retry later, never skip ahead
             continue
         run.lag_event()
         if on_batch is not None:
             on_batch(run.result())
             run.events.clear()
+        # Appends that arrive while caught up are gathered for at least LIVE_MIN_CYCLE, so a
+        # trickle of entries does not cost one fsync'ed state save each.
+        stop.wait(max(0.0, LIVE_MIN_CYCLE - (time.monotonic() - started)))
         if run.reader is None:
-            run.world.stop.wait(1.0)
-        elif run.reader.wait(WAIT_SLICE) == INVALIDATE:
+            stop.wait(1.0)
+        elif not stop.is_set() and run.reader.wait(WAIT_SLICE) == INVALIDATE:
             run.counts.invalidations += 1  # files added or removed; the reader re-reads them
 
 

@@ -18,10 +18,12 @@ from tests.journal.journalfiles import Stream, require_journal_remote
 from tests.journal.samples import UNITS, Sample
 
 
-def journal_config(tmp_path: Path, directory: Path | None, **journal: Any) -> Config:
+def journal_config(
+    tmp_path: Path, directory: Path | None, *, state_dir: Path | None = None, **journal: Any
+) -> Config:
     """A config with its state in ``tmp_path/state`` reading the journal in ``directory``."""
     body: dict[str, Any] = {
-        "state_dir": str(tmp_path / "state"),
+        "state_dir": str(state_dir or tmp_path / "state"),
         "logrotate_config": None,
         "policies": [],
         "journal": {"directory": str(directory) if directory else None, **journal},

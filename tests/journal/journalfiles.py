@@ -33,16 +33,21 @@ def require_journal_remote() -> Path:
 
 
 def export(entries: Iterable[Fields]) -> bytes:
-    """Journal Export Format: KEY=value lines, a blank line after each entry."""
+    """Journal Export Format: KEY=value lines, a blank line after each entry (values with a
+    newline in the binary form: KEY, newline, little-endian 64-bit length, data)."""
     out = bytearray()
     for entry in entries:
+        text = []
         for key, value in entry.items():
-            data = value.encode()
-            if b"\n" in data:
+            if "\n" in value:
+                data = value.encode()
+                out += "".join(text).encode()
+                text = []
                 out += key.encode() + b"\n" + len(data).to_bytes(8, "little") + data + b"\n"
             else:
-                out += key.encode() + b"=" + data + b"\n"
-        out += b"\n"
+                text.append(f"{key}={value}\n")
+        text.append("\n")
+        out += "".join(text).encode()
     return bytes(out)
 
 
