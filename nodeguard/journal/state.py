@@ -23,6 +23,7 @@ from nodeguard.state import LockBusy, StateDocument
 STATE_NAME = "journal.json"
 LOCK_NAME = "journal.lock"
 STATE_CAP = 4 * 1024 * 1024
+_HEAD_RE = re.compile(r"(?:[0-9a-f]{64})?")
 CURSOR_RE = re.compile(
     r"s=[0-9a-f]{32};i=[0-9a-f]{1,16};b=[0-9a-f]{32};m=[0-9a-f]{1,16};t=[0-9a-f]{1,16};x=[0-9a-f]{1,16}"
 )
@@ -30,11 +31,18 @@ CURSOR_RE = re.compile(
 
 @dataclass(frozen=True)
 class TextOffset:
-    """Where reading of one text log stopped: its identity and the byte after the last line."""
+    """Where reading of one text log stopped: its identity and the byte after the last line.
+
+    ``head`` fingerprints the file's first ``head_len`` bytes: an inode number is reused
+    as soon as a deleted file's inode is freed, so device and inode alone can take a new
+    file for the old one.
+    """
 
     dev: int
     ino: int
     offset: int
+    head: str = ""
+    head_len: int = 0
 
 
 @dataclass(frozen=True)
@@ -80,11 +88,14 @@ def _offsets(raw: Any) -> dict[str, TextOffset]:
         raise ValueError("text is not a mapping of text logs")
     out = {}
     for path, item in raw.items():
-        values = [item.get(k) if isinstance(item, dict) else None for k in ("dev", "ino", "offset")]
+        keys = ("dev", "ino", "offset", "head_len")
+        values = [item.get(k) if isinstance(item, dict) else None for k in keys]
         numbers = [v for v in values if isinstance(v, int) and not isinstance(v, bool) and v >= 0]
-        if len(numbers) != 3:
-            raise ValueError(f"text.{path}: not dev, ino and offset")
-        out[str(path)] = TextOffset(*numbers)
+        head = item.get("head") if isinstance(item, dict) else None
+        if len(numbers) != 4 or not (isinstance(head, str) and _HEAD_RE.fullmatch(head)):
+            raise ValueError(f"text.{path}: not dev, ino, offset and head")
+        dev, ino, offset, head_len = numbers
+        out[str(path)] = TextOffset(dev, ino, offset, head, head_len)
     return out
 
 
@@ -96,7 +107,14 @@ def save(state_dir: Path, state: FollowState) -> None:
             "source": state.source,
             "rules": dict(state.rules),
             "text": {
-                p: {"dev": o.dev, "ino": o.ino, "offset": o.offset} for p, o in state.text.items()
+                p: {
+                    "dev": o.dev,
+                    "ino": o.ino,
+                    "offset": o.offset,
+                    "head": o.head,
+                    "head_len": o.head_len,
+                }
+                for p, o in state.text.items()
             },
         }
     )

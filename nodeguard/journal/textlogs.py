@@ -14,6 +14,7 @@ forged. Only complete lines are processed; a line longer than ``LINE_MAX`` is cu
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import stat
@@ -30,6 +31,7 @@ from nodeguard.journal.state import TextOffset
 TAIL_START = 1024 * 1024
 LINE_MAX = 64 * 1024
 CHUNK = 1024 * 1024
+HEAD_LEN = 256
 _KLOG = re.compile(rb"^([IWEF])\d{4} ")
 _LOGRUS = re.compile(rb"\blevel=(\w+)")
 _KLOG_PRIORITY = {b"I": b"6", b"W": b"4", b"E": b"3", b"F": b"2"}
@@ -125,23 +127,30 @@ class _FileRead:
             if opened is None:
                 return saved
             fd, st = opened
-            start = self._start(saved, st, budget)
+            start = self._start(fd, saved, st, budget)
             end = self._consume(fd, st.st_ino, start, budget - self.consumed)
-            return TextOffset(st.st_dev, st.st_ino, end)
+            head_len = min(HEAD_LEN, max(end, st.st_size))
+            return TextOffset(st.st_dev, st.st_ino, end, _head(fd, head_len), head_len)
 
-    def _start(self, saved: TextOffset | None, st: os.stat_result, budget: int) -> int:
+    def _start(self, fd: int, saved: TextOffset | None, st: os.stat_result, budget: int) -> int:
         if saved is None:
-            return max(0, st.st_size - TAIL_START)  # the text-log lookback
-        if (saved.dev, saved.ino) == (st.st_dev, st.st_ino):
-            if st.st_size >= saved.offset:
-                return saved.offset
+            return _line_start(fd, max(0, st.st_size - TAIL_START))  # the text-log lookback
+        if (saved.dev, saved.ino) != (st.st_dev, st.st_ino):
+            self._finish_rotated(saved, budget)
+            return 0
+        if st.st_size < saved.offset:
             self._problem(
                 f"truncated to {st.st_size} bytes below offset {saved.offset}; "
                 "reading from the start"
             )
             return 0
-        self._finish_rotated(saved, budget)
-        return 0
+        if _head(fd, saved.head_len) != saved.head:
+            self._problem(
+                "replaced (same inode number, different first bytes): reading the new file "
+                f"from the start; lines after offset {saved.offset} of the old one were not checked"
+            )
+            return 0
+        return saved.offset
 
     def _finish_rotated(self, saved: TextOffset, budget: int) -> None:
         path = self.source.log.path
@@ -233,6 +242,23 @@ def _open_log(
         yield None if why else (fd, st)
     finally:
         os.close(fd)
+
+
+def _line_start(fd: int, offset: int) -> int:
+    """``offset`` if a line starts there, else the start of the next line."""
+    if offset == 0:
+        return 0
+    data = os.pread(fd, LINE_MAX + 1, offset - 1)
+    newline = data.find(b"\n")
+    return offset + newline if newline >= 0 else offset + len(data) - 1
+
+
+def _head(fd: int, length: int) -> str:
+    """Fingerprint of the first ``length`` bytes ("" for none)."""
+    if length <= 0:
+        return ""
+    data = os.pread(fd, length, 0)
+    return hashlib.sha256(data).hexdigest() if len(data) == length else "short"
 
 
 def _constant(value: str) -> Callable[[], str]:
