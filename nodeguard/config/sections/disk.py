@@ -59,6 +59,7 @@ class DiskConfig:
     out_of_files: Threshold = field(default_factory=lambda: Threshold(0.05, 0.03, 3600))
     kubelet_eviction: KubeletEviction = field(default_factory=KubeletEviction)
     window: int = 6 * 3600
+    history: int = 7 * 86400
     hysteresis: float = 0.02
     clear_for: int = 300
     top_consumers: int = 5
@@ -102,8 +103,10 @@ def _check_filling_up(values: Mapping[str, Any]) -> list[tuple[str, str]]:
 def _check_disk(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     bad = [p for p in values["paths"] if not p.startswith("/") or "\0" in p]
     problems = [("paths", f"{p!r} is not an absolute path") for p in bad]
-    if values["window"] < 600:
-        problems.append(("window", "must be at least 10m (a forecast needs history)"))
+    if values["window"] < 120:
+        problems.append(("window", "must be at least 2m (a forecast needs history)"))
+    if values["history"] < values["window"]:
+        problems.append(("history", "must be at least window"))
     return problems
 
 
@@ -245,8 +248,16 @@ DISK = Section(
         Field(
             "window",
             Kind.DURATION,
-            "History the forecast fits (node-mixin's predict_linear uses 6h).",
+            "History the forecast fits (node-mixin's predict_linear uses 6h). No "
+            "forecast before a sixth of it has been sampled.",
             "6h",
+        ),
+        Field(
+            "history",
+            Kind.DURATION,
+            "Coarse history (one sample per 10 minutes) kept to tell recurring drops, such "
+            "as a daily rotation, from one-off deletes.",
+            "7d",
         ),
         Field(
             "hysteresis",
