@@ -198,7 +198,7 @@ def _reclaim(view: FsView, labels: dict[str, str]) -> Condition:
 # --- the words -------------------------------------------------------------------------
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
     if seconds < 3600:
         return f"{max(1, round(seconds / 60))}m"
     if seconds < 48 * 3600:
@@ -214,12 +214,12 @@ def _amount(value: float, what: str) -> str:
 def _forecast_text(fc: Forecast | None, what: str, window: int | None) -> str:
     if fc is None:
         return " No forecast yet (not enough history)."
-    fit = f" (robust fit over {_duration(window)})" if window else ""
+    fit = f" (robust fit over {duration_text(window)})" if window else ""
     if fc.seconds_to_full is None:
         return f" Not filling{fit}."
     return (
         f" Filling at {_amount(fc.rate * 3600, what)}/h: full in "
-        f"{_duration(fc.seconds_to_full)}{fit}."
+        f"{duration_text(fc.seconds_to_full)}{fit}."
     )
 
 
@@ -228,7 +228,7 @@ def _filling_text(
 ) -> dict[str, str]:
     noun = "space" if what == "space" else "inodes"
     mp = view.fs.mountpoint
-    summary = f"{mp} is predicted to run out of {noun} within {_duration(horizon)}"
+    summary = f"{mp} is predicted to run out of {noun} within {duration_text(horizon)}"
     description = (
         f"{ratio:.1%} {noun} free{_of(view, what)}."
         + _forecast_text(fc, what, window)

@@ -233,9 +233,7 @@ ALERTS = Section(
             "Write each alert transition to the journal as a structured entry.",
             True,
         ),
-        Field(
-            "node", Kind.STR, "The `node` label. Null: this host's name.", None, nullable=True
-        ),
+        Field("node", Kind.STR, "The `node` label. Null: this host's name.", None, nullable=True),
         Field(
             "labels",
             Kind.STR_MAP,

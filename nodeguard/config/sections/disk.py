@@ -82,7 +82,9 @@ def _filling_up(**values: Any) -> FillingUp:
 
 
 def _kubelet(**values: Any) -> KubeletEviction:
-    return KubeletEviction(free=values["free"], inodes_free=values["inodes_free"], for_=values["for"])
+    return KubeletEviction(
+        free=values["free"], inodes_free=values["inodes_free"], for_=values["for"]
+    )
 
 
 def _check_threshold(values: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -168,9 +170,7 @@ def _filling_section(name: str, what: str, anchor: str) -> Section:
 
 
 FILLING_UP = _filling_section("filling_up", "Space", "NodeFilesystemSpaceFillingUp")
-FILES_FILLING_UP = _filling_section(
-    "files_filling_up", "Inodes", "NodeFilesystemFilesFillingUp"
-)
+FILES_FILLING_UP = _filling_section("files_filling_up", "Inodes", "NodeFilesystemFilesFillingUp")
 
 KUBELET_EVICTION = Section(
     name="kubelet_eviction",
@@ -238,13 +238,9 @@ DISK = Section(
         ),
         Field("out_of_space", Kind.SECTION, OUT_OF_SPACE.doc, {}, section=OUT_OF_SPACE),
         Field("filling_up", Kind.SECTION, FILLING_UP.doc, {}, section=FILLING_UP),
-        Field(
-            "files_filling_up", Kind.SECTION, FILES_FILLING_UP.doc, {}, section=FILES_FILLING_UP
-        ),
+        Field("files_filling_up", Kind.SECTION, FILES_FILLING_UP.doc, {}, section=FILES_FILLING_UP),
         Field("out_of_files", Kind.SECTION, OUT_OF_FILES.doc, {}, section=OUT_OF_FILES),
-        Field(
-            "kubelet_eviction", Kind.SECTION, KUBELET_EVICTION.doc, {}, section=KUBELET_EVICTION
-        ),
+        Field("kubelet_eviction", Kind.SECTION, KUBELET_EVICTION.doc, {}, section=KUBELET_EVICTION),
         Field(
             "window",
             Kind.DURATION,
