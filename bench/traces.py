@@ -70,14 +70,14 @@ def linear_fill() -> Trace:
 
 
 def fill_with_delete() -> Trace:
-    """As linear_fill, but 10h into the fill someone deletes 15 GiB once."""
+    """2 GiB/h from 45% free; 8h in, with 29% left, someone deletes 10 GiB once."""
 
     def free(t: float) -> float:
         filled = max(0.0, t - WARMUP) * 2 * GIB / HOUR
-        return 55 * GIB - filled + (15 * GIB if t >= WARMUP + 10 * HOUR else 0)
+        return 45 * GIB - filled + (10 * GIB if t >= WARMUP + 8 * HOUR else 0)
 
     values, full = _series(4 * DAY, free, 50 * MIB, 2)
-    return Trace("fill_with_delete", "2 GiB/h fill, one 15 GiB delete after 10h", values, full)
+    return Trace("fill_with_delete", "2 GiB/h fill, one 10 GiB delete at 29% free", values, full)
 
 
 def steady_noise() -> Trace:
