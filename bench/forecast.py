@@ -42,8 +42,8 @@ EVERY = 60
 Points = Sequence[tuple[float, float]]
 
 
-def nodeguard_rules(trace: Trace) -> list[Episode]:
-    return replay(trace.points(), trace.total, DiskConfig(), every=EVERY)
+def nodeguard_rules(trace: Trace, every: int = EVERY) -> list[Episode]:
+    return replay(trace.points(), trace.total, DiskConfig(), every=every)
 
 
 # --- node-mixin -------------------------------------------------------------------------
@@ -89,7 +89,7 @@ class _For:
         return self.done + ([self.firing] if self.firing else [])
 
 
-def node_mixin_rules(trace: Trace) -> list[Episode]:
+def node_mixin_rules(trace: Trace, every: int = EVERY) -> list[Episode]:
     points = trace.points()
     rules = {
         "warn": _For("NodeFilesystemSpaceFillingUp", "warning", HOUR),
@@ -98,7 +98,7 @@ def node_mixin_rules(trace: Trace) -> list[Episode]:
         "out_c": _For("NodeFilesystemAlmostOutOfSpace", "critical", 1800),
     }
     start = 0
-    for i in range(0, len(points), EVERY // trace.step):
+    for i in range(0, len(points), every // trace.step):
         now, avail = points[i]
         while points[start][0] < now - 6 * HOUR:
             start += 1
