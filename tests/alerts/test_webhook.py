@@ -13,7 +13,7 @@ from tests.alerts.components import Received, free_port, make_ca_and_cert, recei
 from tests.disk.cfg import load
 from tests.disk.fakes import GIB, Clock, Probe, fake_world
 
-TOKEN = "s3cr3t-token"
+TOKEN = "s3cr3t-token"  # noqa: S105 (a test token)
 
 
 def _secret(path: Path, text: str, mode: int = 0o600) -> Path:
