@@ -14,13 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 from nodeguard.alerts.model import Notification, Status, rfc3339
-from nodeguard.alerts.registry import Batch, DeliveryError
+from nodeguard.alerts.registry import JOURNAL_SOCKET, Batch, DeliveryError
 from nodeguard.config.model import Config
 from nodeguard.world import World
 
 MESSAGE_ID_FIRING = "5b1f0c3e8a2d4f6e9c7b1a0d3e5f7a92"
 MESSAGE_ID_RESOLVED = "8c2e4a6b0d1f3e5a7c9b2d4f6a8e0c13"
-SOCKET = "/run/systemd/journal/socket"
+SOCKET = JOURNAL_SOCKET
 _PRIORITY = {"critical": "2", "warning": "4"}
 _FIELD_RE = re.compile(r"[^A-Z0-9_]")
 

@@ -19,6 +19,8 @@ from nodeguard.alerts.model import AlertState, Notification
 from nodeguard.config.model import Config
 from nodeguard.world import World
 
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+
 
 class DeliveryError(Exception):
     """A sink could not deliver; ``retry`` is False when trying again cannot help."""
@@ -55,6 +57,14 @@ class SinkSpec:
     enabled: Callable[[Config], bool]
 
 
+def _journald(config: Config) -> bool:
+    """On where journald runs (its socket exists): hosts without it get no spool of
+    entries nobody could write."""
+    import os
+
+    return config.alerts.journald and os.path.exists(JOURNAL_SOCKET)
+
+
 SINKS: tuple[SinkSpec, ...] = (
     SinkSpec(
         "alertmanager",
@@ -65,7 +75,7 @@ SINKS: tuple[SinkSpec, ...] = (
     SinkSpec(
         "webhook", "nodeguard.alerts.webhook", True, lambda c: c.alerts.webhook.url is not None
     ),
-    SinkSpec("journald", "nodeguard.alerts.journald", True, lambda c: c.alerts.journald),
+    SinkSpec("journald", "nodeguard.alerts.journald", True, _journald),
     SinkSpec(
         "textfile", "nodeguard.alerts.textfile", False, lambda c: c.alerts.textfile is not None
     ),

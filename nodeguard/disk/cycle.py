@@ -207,6 +207,8 @@ def disk_cycle(
     node = config.alerts.node or world.hostname
     run = _Run(config, world, world.timestamp(), dry_run, {"node": node, **config.alerts.labels})
     writable = not dry_run and _state_ready(run)
+    if not writable:
+        run = replace(run, dry_run=True)  # no state, no reclaim: the engine needs both
     try:
         if writable:
             with state_lock(config.state_dir):

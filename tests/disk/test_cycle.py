@@ -138,11 +138,14 @@ def test_transitions_are_queued_for_each_enabled_sink(tmp_path: Path) -> None:
     config = load(
         tmp_path,
         disk={"out_of_space": {"for": "0s"}},
-        alerts={"webhook": {"url": "http://127.0.0.1:9/hook"}, "journald": True},
+        alerts={
+            "webhook": {"url": "http://127.0.0.1:9/hook"},
+            "alertmanager": {"url": "http://127.0.0.1:9"},
+        },
     )
     disk_cycle(config, fake_world(Clock(), Probe(free=2 * GIB)))
     spool = json.loads((tmp_path / "state" / "alert-spool.json").read_text())["data"]["queues"]
-    assert set(spool) == {"webhook", "journald"}
+    assert set(spool) == {"webhook", "alertmanager"}
     names = {i["labels"]["alertname"] for i in spool["webhook"]["items"]}
     assert "NodeguardFilesystemAlmostOutOfSpace" in names
 

@@ -230,7 +230,8 @@ ALERTS = Section(
         Field(
             "journald",
             Kind.BOOL,
-            "Write each alert transition to the journal as a structured entry.",
+            "Write each alert transition to the journal as a structured entry (where "
+            "journald runs).",
             True,
         ),
         Field("node", Kind.STR, "The `node` label. Null: this host's name.", None, nullable=True),
