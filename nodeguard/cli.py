@@ -90,9 +90,10 @@ def _plugin_commands() -> list[ModuleType]:
     Each module has ``add_parser(sub)``, which sets ``handler`` as a parser default.
     """
     from nodeguard.containers import command as containers_command
+    from nodeguard.disk import command as disk_command
     from nodeguard.docker import command as docker_command
 
-    return [docker_command, containers_command]
+    return [docker_command, containers_command, disk_command]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "nothing was changed",
             file=sys.stderr,
         )
-        return Exit.USAGE
+        return int(getattr(args, "config_error_exit", Exit.USAGE))
     handler: Handler = getattr(args, "handler", None) or _HANDLERS[args.command]
     return handler(args, config)
 

@@ -1,0 +1,339 @@
+"""Delivery: every sink in its own thread, with timeouts, retries and the spool.
+
+``deliver(config, world, result)`` sends each enabled sink what it is due: the
+spooled transitions (after its backoff), Alertmanager's periodic re-send of the
+alerts firing, the textfile's metrics. A sink that is slow or down never holds up
+the others or the caller: each round waits at most a bounded time, a sink still busy
+is left running (its outcome is collected next round) and skipped until it finishes.
+A transition leaves the spool only once its sink accepted it.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from nodeguard.alerts.metrics import (
+    Counters,
+    count_delivery,
+    count_events,
+    load_counters,
+    record_pass,
+    save_counters,
+    snapshot_of,
+)
+from nodeguard.alerts.model import AlertState, Status
+from nodeguard.alerts.registry import Batch, DeliveryError, SinkSpec, enabled_sinks, get_sink
+from nodeguard.alerts.spool import Spool, load_spool, save_spool
+from nodeguard.alerts.statelock import StateBusy, state_lock
+from nodeguard.config.model import Config
+from nodeguard.events import Event, Severity, Source, log_event
+from nodeguard.state import StateDirUnsafe, ensure_state_dir
+from nodeguard.world import World
+
+if TYPE_CHECKING:
+    from nodeguard.alerts.endpoint import MetricsServer
+    from nodeguard.disk.cycle import DiskResult
+
+log = logging.getLogger("nodeguard.alerts")
+MAX_ROUND = 60.0  # seconds one round waits for its sinks at most
+
+
+class DeliveryKind(enum.StrEnum):
+    """What delivery reports."""
+
+    DELIVERED = "delivered"
+    FAILED = "delivery_failed"
+    DROPPED = "delivery_dropped"
+    PROBLEM = "problem"
+
+
+@dataclass
+class _Job:
+    """One sink's delivery running in its thread; the thread fills in the outcome."""
+
+    sink: str
+    ids: frozenset[str]
+    resend: bool
+    thread: threading.Thread | None = None
+    error: DeliveryError | None = None
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    events: tuple[Event, ...]
+    sent: Mapping[str, int] = field(default_factory=dict)  # sink -> notifications taken
+    failed: Mapping[str, str] = field(default_factory=dict)  # sink -> error
+    busy: tuple[str, ...] = ()  # sinks still running from an earlier round
+
+
+class Deliverer:
+    """Keeps sinks that outlive a round (the daemon holds one for its lifetime)."""
+
+    def __init__(self) -> None:
+        self._running: dict[str, _Job] = {}
+
+    def deliver(
+        self,
+        config: Config,
+        world: World,
+        result: DiskResult | None = None,
+        *,
+        dry_run: bool = False,
+        server: MetricsServer | None = None,
+    ) -> DeliveryReport:
+        events: list[Event] = []
+        if dry_run:
+            return DeliveryReport(())
+        try:
+            ensure_state_dir(config.state_dir, world.euid)
+            return self._round(config, world, result, server, events)
+        except (StateDirUnsafe, StateBusy, OSError) as exc:
+            _event(
+                events,
+                world,
+                DeliveryKind.PROBLEM,
+                "state",
+                severity=Severity.ERROR,
+                reason=f"alert delivery skipped: {exc}",
+            )
+            return DeliveryReport(tuple(events))
+
+    def _round(
+        self,
+        config: Config,
+        world: World,
+        result: DiskResult | None,
+        server: MetricsServer | None,
+        events: list[Event],
+    ) -> DeliveryReport:
+        now = world.timestamp()
+        with state_lock(config.state_dir):
+            spool, problems = load_spool(config.state_dir, config.alerts.delivery.spool_max)
+            counters, _ = load_counters(config.state_dir)
+        for p in problems:
+            _event(
+                events, world, DeliveryKind.PROBLEM, "spool", severity=Severity.WARNING, reason=p
+            )
+        snapshot = snapshot_of(result, counters, spool.sizes())
+        if server is not None:
+            server.update(snapshot)
+        firing = tuple(a for a in _alerts(config, result) if a.status is Status.FIRING)
+        node = result.node if result else (config.alerts.node or world.hostname)
+        started: list[_Job] = []
+        busy = tuple(s for s, job in self._running.items() if not job.done)
+        for spec in enabled_sinks(config):
+            if spec.name in busy:
+                continue
+            batch = _batch(
+                spec, spool, firing, snapshot=snapshot, now=now, node=node, config=config
+            )
+            if batch is None:
+                continue
+            job = _start(spec, batch, config, world)
+            self._running[spec.name] = job
+            started.append(job)
+        _wait(started, _round_limit(config))
+        finished = [j for j in self._running.values() if j.done]
+        for job in finished:
+            del self._running[job.sink]
+        report = _settle(config, world, finished, events)
+        return DeliveryReport(tuple(events), report[0], report[1], busy)
+
+
+def deliver(
+    config: Config,
+    world: World | None = None,
+    result: DiskResult | None = None,
+    *,
+    dry_run: bool = False,
+    deliverer: Deliverer | None = None,
+    server: MetricsServer | None = None,
+) -> DeliveryReport:
+    """One delivery round (``run --once``; the daemon passes its own Deliverer)."""
+    return (deliverer or Deliverer()).deliver(
+        config, world or World(), result, dry_run=dry_run, server=server
+    )
+
+
+def _alerts(config: Config, result: DiskResult | None) -> Sequence[AlertState]:
+    if result is not None:
+        return result.alerts
+    from nodeguard.disk.cycle import load_alert_states
+
+    return load_alert_states(config.state_dir)
+
+
+def _batch(
+    spec: SinkSpec,
+    spool: Spool,
+    firing: tuple[AlertState, ...],
+    *,
+    snapshot: Any,
+    now: float,
+    node: str,
+    config: Config,
+) -> Batch | None:
+    if not spec.spooled:
+        return Batch((), firing, snapshot, now, node, False)
+    queue = spool.queue(spec.name)
+    if now < queue.next_try:
+        return None
+    resend = (
+        spec.name == "alertmanager"
+        and bool(firing)
+        and (
+            now - queue.last_resend >= config.alerts.alertmanager.resend_interval
+            or now < queue.last_resend
+        )
+    )
+    if not queue.items and not resend:
+        return None
+    return Batch(queue.items, firing, snapshot, now, node, resend)
+
+
+def _start(spec: SinkSpec, batch: Batch, config: Config, world: World) -> _Job:
+    job = _Job(spec.name, frozenset(n.id for n in batch.notifications), batch.resend)
+
+    def work() -> None:
+        try:
+            _attempts(spec.name, batch, config, world)
+        except DeliveryError as exc:
+            job.error = exc
+        except Exception as exc:  # a sink's own bug must not kill delivery
+            log.exception("alert sink %s failed", spec.name)
+            job.error = DeliveryError(f"{type(exc).__name__}: {exc}")
+        finally:
+            job.done = True
+
+    job.thread = threading.Thread(target=work, name=f"nodeguard-sink-{spec.name}", daemon=True)
+    job.thread.start()
+    return job
+
+
+def _attempts(name: str, batch: Batch, config: Config, world: World) -> None:
+    cfg = config.alerts.delivery
+    sink = get_sink(name)
+    delay = float(cfg.backoff)
+    for attempt in range(1, cfg.attempts + 1):
+        try:
+            sink.send(batch, config, world)
+            return
+        except DeliveryError as exc:
+            if not exc.retry or attempt == cfg.attempts or exc.delivered:
+                raise
+        if world.stop.wait(delay):
+            raise DeliveryError("stopping")
+        delay *= 2
+
+
+def _round_limit(config: Config) -> float:
+    a = config.alerts
+    timeout = max(a.alertmanager.timeout, a.webhook.timeout)
+    tries = a.delivery.attempts
+    backoffs = float(a.delivery.backoff * (2**tries - 1))
+    return min(MAX_ROUND, float(timeout * tries) + backoffs + 1.0)
+
+
+def _wait(jobs: Sequence[_Job], limit: float) -> None:
+    import time
+
+    deadline = time.monotonic() + limit
+    for job in jobs:
+        if job.thread is not None:
+            job.thread.join(max(0.0, deadline - time.monotonic()))
+
+
+@dataclass
+class _Ledger:
+    """The spool and counters being updated by one round's finished jobs."""
+
+    spool: Spool
+    counters: Counters
+    events: list[Event]
+    world: World
+    config: Config
+    now: float
+    sent: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def apply(self, job: _Job) -> None:
+        err = job.error
+        if err is None:
+            self.spool = self.spool.acknowledge(job.sink, set(job.ids), self.now)
+            if job.resend:
+                queue = replace(self.spool.queue(job.sink), last_resend=self.now)
+                self.spool = self.spool.with_queue(job.sink, queue)
+            self.sent[job.sink] = len(job.ids)
+            self.counters = count_delivery(self.counters, job.sink, "ok")
+            return
+        self.failed[job.sink] = str(err)
+        if err.delivered:
+            self.spool = self.spool.acknowledge(job.sink, set(err.delivered), self.now)
+        if not err.retry:
+            self._drop(job, err)
+            return
+        cfg = self.config.alerts.delivery
+        self.spool = self.spool.failed(job.sink, str(err), self.now, cfg.backoff, cfg.max_backoff)
+        _event(
+            self.events,
+            self.world,
+            DeliveryKind.FAILED,
+            job.sink,
+            severity=Severity.WARNING,
+            reason=f"{job.sink}: {err}; kept in the spool, retried later",
+        )
+        self.counters = count_delivery(self.counters, job.sink, "failed")
+
+    def _drop(self, job: _Job, err: DeliveryError) -> None:
+        lost = set(job.ids) - set(err.delivered)
+        self.spool = self.spool.acknowledge(job.sink, lost, self.now)
+        _event(
+            self.events,
+            self.world,
+            DeliveryKind.DROPPED,
+            job.sink,
+            severity=Severity.ERROR,
+            reason=f"{job.sink}: {err}; {len(lost)} notifications dropped (retrying cannot help)",
+            dropped=len(lost),
+        )
+        self.counters = count_delivery(self.counters, job.sink, "dropped")
+
+
+def _settle(
+    config: Config, world: World, finished: Sequence[_Job], events: list[Event]
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Apply the finished jobs to the spool (re-read under the lock) and the counters."""
+    now = world.timestamp()
+    with state_lock(config.state_dir):
+        spool, _ = load_spool(config.state_dir, config.alerts.delivery.spool_max)
+        counters, _ = load_counters(config.state_dir)
+        ledger = _Ledger(spool, counters, events, world, config, now)
+        for job in finished:
+            ledger.apply(job)
+        counters = count_events(ledger.counters, events)
+        took = max(0.0, world.timestamp() - now)
+        counters = record_pass(counters, "alerts", now, took, not ledger.failed)
+        save_spool(config.state_dir, ledger.spool)
+        save_counters(config.state_dir, counters)
+    return ledger.sent, ledger.failed
+
+
+def _event(
+    events: list[Event],
+    world: World,
+    kind: DeliveryKind,
+    subject: str,
+    *,
+    severity: Severity,
+    reason: str,
+    **facts: Any,
+) -> None:
+    e = Event(Source.ALERTS, kind, subject, severity, reason, facts, world.now())
+    log_event(log, e)
+    events.append(e)

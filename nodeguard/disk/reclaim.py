@@ -1,0 +1,214 @@
+"""Reclaim log space when a filesystem is critical: what logrotate, kubelet and journald lack.
+
+While a critical space condition holds on a filesystem holding the policies' logs or
+the journal, nodeguard acts at once, in this order, and stops after the step that
+brings free space back to the target (the condition's threshold plus hysteresis):
+
+1. ``rotate``: a pass over the policies on that filesystem: logs over max_size are
+   rotated now, with their usual retention and compression.
+2. ``compress``: the same pass with ``delay_compress`` off: rotated files kept
+   uncompressed for shippers are compressed now.
+3. ``remove``: the same pass keeping only ``disk.reclaim.keep_rotated`` rotated files
+   per log (the minimum retention): the oldest go first.
+4. ``vacuum_journal``: ``journalctl --vacuum-size=disk.reclaim.journal_floor``, when
+   the journal is on that filesystem.
+
+Every file step is the rotation engine's own pass (its public ``run_pass``) on a
+derived config, so reclaim inherits its guarantees: live logs are never removed,
+nothing outside the policies is touched, every file is re-checked before acting.
+The steps reach the engine through :class:`ReclaimHooks`, so the daemon or a test
+can supply another implementation. Bytes freed are measured per step on the
+filesystem itself (statvfs before and after).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from nodeguard.config.model import Config, Policy
+from nodeguard.disk.filesystems import Filesystem, holds, static_prefix
+from nodeguard.world import DiskUsage, World
+
+STEPS = ("rotate", "compress", "remove", "vacuum_journal")
+VACUUM_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class HookResult:
+    """What one step did: files acted on, whether all went well, a short detail."""
+
+    files: int
+    ok: bool
+    detail: str = ""
+    deferred: bool = False  # could not run now (a rotation pass holds the lock)
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    step: str
+    bytes_freed: int
+    files: int
+    ok: bool
+    detail: str
+    deferred: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "step": self.step,
+            "bytes_freed": self.bytes_freed,
+            "files": self.files,
+            "ok": self.ok,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class ReclaimOutcome:
+    """One reclaim on one filesystem."""
+
+    mountpoint: str
+    target: float  # the free ratio aimed at
+    free_before: float
+    free_after: float
+    steps: tuple[StepOutcome, ...]
+    at: float
+
+    @property
+    def reached(self) -> bool:
+        return self.free_after >= self.target
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(s.bytes_freed for s in self.steps)
+
+    @property
+    def deferred(self) -> bool:
+        return any(s.deferred for s in self.steps)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "mountpoint": self.mountpoint,
+            "target_free": self.target,
+            "free_before": self.free_before,
+            "free_after": self.free_after,
+            "reached": self.reached,
+            "bytes_freed": self.bytes_freed,
+            "steps": [s.to_json() for s in self.steps],
+            "at": self.at,
+        }
+
+    def shortfall(self) -> str:
+        done = ", ".join(f"{s.step} freed {s.bytes_freed} bytes" for s in self.steps) or "no step"
+        return (
+            f"Reclaim ran ({done}) and left {self.free_after:.1%} free, below the "
+            f"{self.target:.0%} aimed at. The space is held by something other than the "
+            "policies' rotated logs and the journal."
+        )
+
+
+class ReclaimHooks(Protocol):
+    """The four steps, as the rotation engine (or a stand-in) performs them."""
+
+    def rotate_over_limit(self, policies: Sequence[Policy]) -> HookResult: ...
+
+    def compress_pending(self, policies: Sequence[Policy]) -> HookResult: ...
+
+    def remove_rotated(self, policies: Sequence[Policy], keep: int) -> HookResult: ...
+
+    def vacuum_journal(self, floor: int) -> HookResult: ...
+
+
+class RotationHooks:
+    """The steps through the rotation engine's public pass, under the pass lock."""
+
+    def __init__(self, config: Config, world: World) -> None:
+        self.config = config
+        self.world = world
+
+    def rotate_over_limit(self, policies: Sequence[Policy]) -> HookResult:
+        return self._pass(policies)
+
+    def compress_pending(self, policies: Sequence[Policy]) -> HookResult:
+        eager = [replace(p, delay_compress=False) for p in policies if p.compress == "gzip"]
+        return self._pass(eager) if eager else HookResult(0, True, "no policy compresses")
+
+    def remove_rotated(self, policies: Sequence[Policy], keep: int) -> HookResult:
+        return self._pass([replace(p, max_files=min(p.max_files, keep + 1)) for p in policies])
+
+    def vacuum_journal(self, floor: int) -> HookResult:
+        argv = ["journalctl", f"--vacuum-size={floor}"]
+        if self.config.journal.directory is not None:
+            argv += ["--directory", str(self.config.journal.directory)]
+        result = self.world.run(argv, VACUUM_TIMEOUT)
+        return HookResult(0, result.returncode == 0, result.output[-300:])
+
+    def _pass(self, policies: Sequence[Policy]) -> HookResult:
+        from nodeguard.rotation.engine import PassOptions, run_pass
+        from nodeguard.state import IntentJournal, LockBusy, pass_lock
+
+        if not policies:
+            return HookResult(0, True, "no policy on this filesystem")
+        config = replace(self.config, policies=tuple(policies))
+        state_dir = self.config.state_dir
+        try:
+            with pass_lock(state_dir):
+                report = run_pass(config, PassOptions(), None, IntentJournal(state_dir / "intents"))
+        except LockBusy as exc:
+            return HookResult(0, False, f"deferred: {exc}", deferred=True)
+        acted = [r for r in report.records if r.result == "done" and r.action in _ACTIONS]
+        bad = [r for r in report.records if r.result in ("failed", "refused")]
+        detail = f"{len(acted)} files" + (f", {len(bad)} failed or refused" if bad else "")
+        return HookResult(len(acted), not bad, detail)
+
+
+_ACTIONS = frozenset({"rotate", "compress", "remove"})
+
+
+def policies_on(fs: Filesystem, config: Config) -> list[Policy]:
+    """The policies with a log folder on ``fs``."""
+    return [p for p in config.policies if any(holds(fs, static_prefix(x)) for x in p.paths)]
+
+
+def reclaim(
+    fs: Filesystem,
+    target: float,
+    config: Config,
+    world: World,
+    hooks: ReclaimHooks,
+) -> ReclaimOutcome:
+    """Run the steps in order until free space reaches ``target`` (a ratio)."""
+    policies = policies_on(fs, config)
+    cfg = config.disk.reclaim
+    steps: list[tuple[str, Callable[[], HookResult]]] = []
+    if policies:
+        steps += [
+            ("rotate", lambda: hooks.rotate_over_limit(policies)),
+            ("compress", lambda: hooks.compress_pending(policies)),
+            ("remove", lambda: hooks.remove_rotated(policies, cfg.keep_rotated)),
+        ]
+    if "journal" in fs.roles:
+        steps.append(("vacuum_journal", lambda: hooks.vacuum_journal(cfg.journal_floor)))
+    usage = world.disk_usage(fs.probe)
+    before = _ratio(usage)
+    done: list[StepOutcome] = []
+    for name, run in steps:
+        if _ratio(usage) >= target:
+            break
+        result = run()
+        after = world.disk_usage(fs.probe)
+        freed = max(0, after.free - usage.free)
+        done.append(
+            StepOutcome(name, freed, result.files, result.ok, result.detail, result.deferred)
+        )
+        usage = after
+        if result.deferred:
+            break
+    return ReclaimOutcome(
+        fs.mountpoint, target, before, _ratio(usage), tuple(done), world.timestamp()
+    )
+
+
+def _ratio(usage: DiskUsage) -> float:
+    return usage.free / usage.total if usage.total else 1.0
