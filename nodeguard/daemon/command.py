@@ -123,19 +123,18 @@ def serve(args: argparse.Namespace, config: Config) -> int:
     from nodeguard.daemon import sd
     from nodeguard.daemon.loop import Daemon
     from nodeguard.daemon.parts import table
-    from nodeguard.state import StateDirUnsafe, clean_stale_temps, ensure_state_dir
+    from nodeguard.state import StateDirUnsafe
     from nodeguard.world import World
 
     world = World()
+    sd.setup_logging(os.environ, config.daemon.log_level)
+    daemon = Daemon(config, table(), world, os.environ, args.config, not args.no_dropins)
     try:
-        ensure_state_dir(config.state_dir, world.euid)
+        clean = daemon.serve()
     except StateDirUnsafe as exc:
         print(f"nodeguard: unsafe state directory: {exc}; not started", file=sys.stderr)
         return Exit.USAGE
-    clean_stale_temps(config.state_dir, world.timestamp())
-    sd.setup_logging(os.environ, config.daemon.log_level)
-    daemon = Daemon(config, table(), world, os.environ, args.config, not args.no_dropins)
-    if not daemon.serve():
+    if not clean:
         logging.shutdown()
         sys.stdout.flush()
         os._exit(Exit.OK)  # abandon the step in progress: no thread is waited for

@@ -30,12 +30,14 @@ from nodeguard.daemon import sd
 from nodeguard.daemon.parts import Context, DaemonKind, Outcome, Part
 from nodeguard.daemon.status import PartStatus, StatusBook, status_document
 from nodeguard.events import Event, Severity, Source, log_event
+from nodeguard.state import StateDirUnsafe, clean_stale_temps, ensure_state_dir
 from nodeguard.world import World
 
 log = logging.getLogger("nodeguard.daemon")
 
 INBOX_CAP = 10_000  # events waiting for a consuming part; the oldest are dropped beyond
-HUNG_AFTER_MIN = 3600.0  # a part running longer than max(this, 10 intervals) is hung
+HUNG_AFTER_MIN = 3600.0  # a part running longer than both of these is hung
+HUNG_INTERVALS = 10  # ... (in its own intervals)
 STATUS_MIN_GAP = 2.0  # seconds between status writes, whatever happens
 
 
@@ -140,7 +142,12 @@ class Daemon:
     # --- the main loop ---------------------------------------------------------
 
     def serve(self) -> bool:
-        """Run until SIGTERM/SIGINT; return True when every part finished in time."""
+        """Run until SIGTERM/SIGINT; return True when every part finished in time.
+
+        Raises StateDirUnsafe (before anything runs) when the state folder is unsafe.
+        """
+        ensure_state_dir(self.config.state_dir, self.world.euid)
+        clean_stale_temps(self.config.state_dir, self.world.timestamp())
         self._install_signals()
         self._schedule()
         for lane in self.lanes.values():
@@ -268,15 +275,26 @@ class Daemon:
             )
             self._event(DaemonKind.RELOAD_FAILED, "config", Severity.ERROR, reason)
         else:
-            self.config = config
-            sd.set_level(config.daemon.log_level)
-            self.book.reload = {"at": now, "ok": True, "problems": []}
-            self._book_config(now)
-            self._scheduler.clear()
-            self._schedule()
-            self._event(DaemonKind.RELOADED, "config", Severity.INFO, self._started_text())
+            self._apply(config, now)
         self._last_status = 0.0
         self.notify(f"READY=1\nSTATUS={self.book.one_line()}")
+
+    def _apply(self, config: Config, now: float) -> None:
+        try:
+            ensure_state_dir(config.state_dir, self.world.euid)
+        except StateDirUnsafe as exc:
+            log.error("reload: unsafe state directory: %s", exc)
+            self.book.reload = {"at": now, "ok": False, "problems": [str(exc)]}
+            reason = "unsafe state directory; still running on the configuration loaded before"
+            self._event(DaemonKind.RELOAD_FAILED, "config", Severity.ERROR, reason)
+            return
+        self.config = config
+        sd.set_level(config.daemon.log_level)
+        self.book.reload = {"at": now, "ok": True, "problems": []}
+        self._book_config(now)
+        self._scheduler.clear()
+        self._schedule()
+        self._event(DaemonKind.RELOADED, "config", Severity.INFO, self._started_text())
 
     def _book_config(self, now: float) -> None:
         self.book.config_sources = self.config.sources
@@ -306,7 +324,7 @@ class Daemon:
             if current is None:
                 continue
             part, since = current
-            limit = max(HUNG_AFTER_MIN, 10.0 * part.interval(self.config))
+            limit = max(HUNG_AFTER_MIN, HUNG_INTERVALS * part.interval(self.config))
             if now - since > limit:
                 if part.name not in self._hung:
                     self._hung.add(part.name)
