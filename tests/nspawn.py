@@ -117,9 +117,15 @@ class Machine:
                 time.sleep(0.1)
         if not self.init_pid:
             unavailable(f"no systemd in the container after {BOOT_TIMEOUT}s: {self.console()}")
-        state = self.run("systemctl", "is-system-running", "--wait", timeout=BOOT_TIMEOUT)
-        if state.stdout.strip() not in ("running", "degraded"):
-            unavailable(f"the container's systemd is {state.stdout.strip()!r}: {self.console()}")
+        while time.monotonic() < deadline:  # the system bus comes up a moment after init
+            state = self.run("systemctl", "is-system-running", "--wait", timeout=BOOT_TIMEOUT)
+            if state.stdout.strip() in ("running", "degraded"):
+                return
+            if "Failed to connect to bus" not in state.stderr:
+                break
+            time.sleep(0.1)
+        why = f"{state.stdout.strip()!r} {state.stderr.strip()}"
+        unavailable(f"the container's systemd is {why}: {self.console()}")
 
     def console(self) -> str:
         return self.log.read_text("utf-8", "replace")[-3000:]
