@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -68,10 +67,10 @@ def show(m: Machine, *props: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
 
 
-def wait(check: object, timeout: float, what: str) -> float:
+def wait(check: Callable[[], bool], timeout: float, what: str) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        if check():  # type: ignore[operator]
+        if check():
             return time.monotonic() - started
         time.sleep(0.1)
     raise AssertionError(f"{what}: not within {timeout}s")
