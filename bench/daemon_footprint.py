@@ -291,21 +291,25 @@ def render(body: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--files", type=int, default=10_000)
-    parser.add_argument("--window", type=float, default=120.0, help="idle seconds (120)")
+    parser.add_argument("--files", type=int, default=None, help="log files (10000)")
+    parser.add_argument("--window", type=float, default=None, help="idle seconds (120)")
     parser.add_argument("--ten-minutes", action="store_true", help="an idle window of 600 s")
-    parser.add_argument("--size-watch", type=int, default=30, help="seconds (the default 30)")
-    parser.add_argument("--trials", type=int, default=4, help="bursts (4)")
-    parser.add_argument("--quick", action="store_true", help="2000 files, 10 s, 3 s, 2 bursts")
+    parser.add_argument("--size-watch", type=int, default=None, help="seconds (the default 30)")
+    parser.add_argument("--trials", type=int, default=None, help="bursts (4)")
+    parser.add_argument(
+        "--quick", action="store_true", help="defaults of 2000 files, 10 s, 3 s, 2 bursts"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp"))
     parser.add_argument("--python", default=str(REPO / ".venv/bin/python"))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    defaults = (2000, 10.0, 3, 2) if args.quick else (10_000, 120.0, 30, 4)
+    for name, value in zip(("files", "window", "size_watch", "trials"), defaults, strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if args.ten_minutes:
         args.window = 600.0
-    if args.quick:
-        args.files, args.window, args.size_watch, args.trials = 2000, 10.0, 3, 2
     if args.files < 1 or args.window <= 0 or args.size_watch < 1 or args.trials < 1:
         parser.error("--files, --window, --size-watch and --trials must be positive")
     return args
