@@ -1,167 +1,161 @@
-"""A booted Debian 12 with systemd, for tests that need a real systemd or journald.
+"""A booted Debian 12 with systemd in systemd-nspawn, for tests that need a real systemd.
 
-Generic on purpose (the daemon's packages and the journald follower both use it)::
+    from tests.nspawn import booted
 
-    with Machine.boot("ngd-e2e", binds_ro={dist: "/mnt/dist"}) as m:
-        m.run("systemctl", "is-active", "nodeguard")
-        m.journal_dir()            # read the container's journal from the host
+    with booted("ngj") as machine:          # unique name per boot
+        machine.write("/etc/systemd/system/x.service", UNIT)
+        machine.run("systemctl", "daemon-reload")
+        machine.run("systemctl", "start", "x.service")
+        machine.journal_dir                 # host path of its persistent journal
 
-The root is the cached one ``tests/nspawn_root.sh`` builds once per machine (under a
-lock); each boot mounts it with ``--volatile=overlay``, so a test's changes vanish with
-its container and the cached root never changes. When a component cannot start in CI
-(``CI=true``) the test fails with the reason; elsewhere it is skipped with it.
+The root is built once by tests/nspawn_root.sh (debootstrap, cached under
+/var/cache/nodeguard-test; .ci/setup --test builds it before the suite). Each boot uses
+``--volatile=overlay``: everything the container writes goes to a tmpfs, the cached root
+never changes, and several boots can share it. A root or a boot that fails fails the test
+with the reason (never a skip).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
+import secrets
 import signal
 import subprocess
 import time
-import uuid
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-ROOT_SCRIPT = Path(__file__).resolve().parent / "nspawn_root.sh"
+ROOT_SCRIPT = Path(__file__).with_name("nspawn_root.sh")
 BOOT_TIMEOUT = 60.0
 
 
-def unavailable(reason: str) -> None:
-    """Fail in CI, skip elsewhere: a test that needs a component never silently passes."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"booted systemd unavailable: {reason}")
-    pytest.skip(f"booted systemd unavailable: {reason}")
-
-
-def cached_root() -> Path:
-    """The shared Debian 12 root with systemd (built on first use, then reused)."""
-    if os.geteuid() != 0:
-        unavailable("needs root")
-    for tool in ("systemd-nspawn", "debootstrap", "nsenter"):
-        if shutil.which(tool) is None:
-            unavailable(f"{tool} is missing (apt-get install systemd-container debootstrap)")
+def nspawn_root() -> Path:
+    """The cached root (built on first use); a failed test with the builder's reason."""
     done = subprocess.run(
         ["bash", str(ROOT_SCRIPT)], capture_output=True, text=True, timeout=900, check=False
     )
     if done.returncode != 0:
-        unavailable(f"cannot build the root: {done.stderr.strip()[-2000:]}")
+        pytest.fail(f"cannot build the nspawn root ({ROOT_SCRIPT}): {done.stderr[-3000:]}")
     return Path(done.stdout.strip().splitlines()[-1])
 
 
 @dataclass
 class Machine:
-    """One booted container: run commands in it, read its files and journal."""
+    """A running container: its name, nspawn process and init's pid."""
 
     name: str
-    proc: subprocess.Popen[bytes]
+    nspawn: subprocess.Popen[bytes]
+    init_pid: int
     log: Path
-    init_pid: int = 0
-    binds: Mapping[str, str] = field(default_factory=dict)
 
-    @classmethod
-    @contextlib.contextmanager
-    def boot(
-        cls,
-        prefix: str,
-        *,
-        binds_ro: Mapping[Path, str] | None = None,
-        binds: Mapping[Path, str] | None = None,
-        log_dir: Path | None = None,
-    ) -> Iterator[Machine]:
-        """Boot the cached root; stop it (SIGTERM, then SIGKILL) when the block ends."""
-        root = cached_root()
-        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        log = (log_dir or Path("/tmp")) / f"{name}.console.log"
-        argv = [
-            "systemd-nspawn",
-            "-D",
-            str(root),
-            "--volatile=overlay",
-            "--boot",
-            "--register=no",
-            "--keep-unit",
-            "-M",
-            name,
-            "--console=passive",
-        ]
-        argv += [f"--bind-ro={h}:{c}" for h, c in (binds_ro or {}).items()]
-        argv += [f"--bind={h}:{c}" for h, c in (binds or {}).items()]
-        with log.open("wb") as out:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-        machine = cls(name, proc, log)
-        try:
-            machine._wait_booted()
-            yield machine
-        finally:
-            machine.halt()
+    @property
+    def root(self) -> Path:
+        """The container's root as the host sees it."""
+        return Path(f"/proc/{self.init_pid}/root")
 
-    def _wait_booted(self) -> None:
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        while time.monotonic() < deadline and not self.init_pid:
-            if self.proc.poll() is not None:
-                unavailable(f"systemd-nspawn exited {self.proc.returncode}: {self.console()}")
-            found = subprocess.run(
-                ["pgrep", "-P", str(self.proc.pid), "-x", "systemd"],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if found.stdout.strip():
-                self.init_pid = int(found.stdout.split()[0])
-            else:
-                time.sleep(0.1)
-        if not self.init_pid:
-            unavailable(f"no systemd in the container after {BOOT_TIMEOUT}s: {self.console()}")
-        while time.monotonic() < deadline:  # the system bus comes up a moment after init
-            state = self.run("systemctl", "is-system-running", "--wait", timeout=BOOT_TIMEOUT)
-            if state.stdout.strip() in ("running", "degraded"):
-                return
-            if "Failed to connect to bus" not in state.stderr:
-                break
-            time.sleep(0.1)
-        why = f"{state.stdout.strip()!r} {state.stderr.strip()}"
-        unavailable(f"the container's systemd is {why}: {self.console()}")
+    @property
+    def machine_id(self) -> str:
+        return (self.root / "etc/machine-id").read_text().strip()
 
-    def console(self) -> str:
-        return self.log.read_text("utf-8", "replace")[-3000:]
-
-    def run(
-        self,
-        *argv: str,
-        timeout: float = 120.0,
-        check: bool = False,
-        env: Mapping[str, str] | None = None,
-    ) -> subprocess.CompletedProcess[str]:
-        """Run ``argv`` inside the container (all its namespaces), capturing the output."""
-        prefix = ["nsenter", "-t", str(self.init_pid), "-a", "env", "-i"]
-        base = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", **(env or {})}
-        full = prefix + [f"{k}={v}" for k, v in base.items()] + list(argv)
-        done = subprocess.run(full, capture_output=True, text=True, timeout=timeout, check=False)
-        if check and done.returncode != 0:
-            raise AssertionError(
-                f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
-            )
-        return done
-
-    def path(self, inside: str) -> Path:
-        """A path inside the running container, reachable from the host."""
-        return Path(f"/proc/{self.init_pid}/root") / inside.lstrip("/")
-
+    @property
     def journal_dir(self) -> Path:
-        """The container's persistent journal folder (for systemd.journal.Reader)."""
-        machine_id = self.path("/etc/machine-id").read_text().strip()
-        return self.path(f"/var/log/journal/{machine_id}")
+        return self.root / "var/log/journal" / self.machine_id
 
-    def halt(self, timeout: float = 20.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    def run(self, *argv: str, timeout: float = 60.0, check: bool = True) -> str:
+        """Run a command inside (all of the container's namespaces); its output."""
+        done = subprocess.run(
+            ["nsenter", "-t", str(self.init_pid), "-a", *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and done.returncode != 0:
+            pytest.fail(f"in {self.name}: {' '.join(argv)} failed: {done.stdout}{done.stderr}")
+        return done.stdout
+
+    def write(self, path: str, text: str, mode: int = 0o644) -> None:
+        target = self.root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        target.chmod(mode)
+
+
+def _init_pid(nspawn_pid: int) -> int | None:
+    """The container's systemd: a child of the nspawn process."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        if ppid == nspawn_pid and comm == "systemd":
+            return int(entry)
+    return None
+
+
+def _wait_booted(machine: Machine) -> None:
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    state = ""
+    while time.monotonic() < deadline:
+        if machine.nspawn.poll() is not None:
+            break
+        state = machine.run("systemctl", "is-system-running", check=False).strip()
+        if state in ("running", "degraded"):
+            return
+        time.sleep(0.2)
+    pytest.fail(f"{machine.name} did not boot (state {state!r}): {machine.log.read_text()[-3000:]}")
+
+
+@contextmanager
+def booted(prefix: str, tmp_dir: Path | None = None) -> Iterator[Machine]:
+    """Boot the cached root; stop it (SIGTERM: a clean halt) when the block ends."""
+    root = nspawn_root()
+    name = f"{prefix}-{os.getpid()}-{secrets.token_hex(3)}"
+    log = (tmp_dir or Path("/tmp")) / f"{name}.log"
+    argv = [
+        "systemd-nspawn",
+        "-D",
+        str(root),
+        "--volatile=overlay",
+        "--boot",
+        "--register=no",
+        "--keep-unit",
+        "-M",
+        name,
+        "--console=passive",
+    ]
+    # Several boots share the read-only root; the overlay keeps them apart.
+    env = {**os.environ, "SYSTEMD_NSPAWN_LOCK": "0"}
+    with log.open("wb") as out:
+        nspawn = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        init = None
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while init is None and nspawn.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            init = _init_pid(nspawn.pid)
+        if init is None:
+            pytest.fail(f"systemd-nspawn did not start {name}: {log.read_text()[-3000:]}")
+        machine = Machine(name, nspawn, init, log)
+        _wait_booted(machine)
+        yield machine
+    finally:
+        _stop(nspawn)
+
+
+def _stop(nspawn: subprocess.Popen[bytes]) -> None:
+    if nspawn.poll() is None:
+        nspawn.send_signal(signal.SIGTERM)
+        try:
+            nspawn.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            nspawn.kill()
+            nspawn.wait(timeout=10)
