@@ -73,7 +73,7 @@ def run_rotation(ctx: Context, options: PassOptions) -> Outcome:
     from nodeguard.rotation.engine import World as PassWorld
     from nodeguard.rotation.engine import run_pass
 
-    world = PassWorld(clock=ctx.world.clock, workers=ctx.world.workers)
+    world = _pass_world(ctx, PassWorld)
     started = time.monotonic()
     try:
         if options.dry_run:
@@ -97,6 +97,14 @@ def run_rotation(ctx: Context, options: PassOptions) -> Outcome:
         data=data,
         exit=Exit.FAILED if report.failed else Exit.OK,
     )
+
+
+def _pass_world(ctx: Context, engine_world: type) -> Any:
+    """The engine's World: the daemon's own where the engine takes the core World (its
+    stop event and command runner included), else the engine's built from it."""
+    if engine_world is type(ctx.world):
+        return ctx.world
+    return engine_world(clock=ctx.world.clock, workers=ctx.world.workers)
 
 
 def _report_data(report: Report) -> Any:

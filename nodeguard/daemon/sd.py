@@ -33,12 +33,12 @@ def notifier(environ: Mapping[str, str]) -> Notify:
     if not environ.get("NOTIFY_SOCKET"):
         return _no_op
     try:
-        from systemd import daemon
+        from systemd.daemon import notify as sd_notify
     except ImportError:
         return _no_op
 
     def notify(state: str) -> None:
-        daemon.notify(state)
+        sd_notify(state)
 
     return notify
 
@@ -105,11 +105,11 @@ def log_handler(environ: Mapping[str, str]) -> logging.Handler:
     """journald with fields when stderr goes to the journal, else stderr text lines."""
     if under_journald(environ):
         try:
-            from systemd import journal
+            from systemd.journal import send
         except ImportError:
             pass
         else:
-            return JournalHandler(journal.send)
+            return JournalHandler(send)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     return handler
