@@ -183,20 +183,29 @@ class Daemon:
     # --- scheduling --------------------------------------------------------------
 
     def _schedule(self) -> None:
+        """(Re)build the jobs. A reload keeps each part's next run, brought forward when
+        its interval shrank: frequent reloads must never postpone the hourly pass."""
         import schedule
 
+        previous = {next(iter(j.tags)): j.next_run for j in self._jobs()}
         self._scheduler = schedule.Scheduler()
         for part in self.parts:
             every = max(1, part.interval(self.config))
-            self._scheduler.every(every).seconds.do(self._due, part).tag(part.name)
+            job = self._scheduler.every(every).seconds.do(self._due, part).tag(part.name)
+            kept = previous.get(part.name)
+            if kept is not None and job.next_run is not None:
+                job.next_run = min(kept, job.next_run)
         self._book_next_runs()
+
+    def _jobs(self) -> list[Any]:
+        return [] if self._scheduler is None else list(self._scheduler.get_jobs())
 
     def _due(self, part: Part) -> None:
         self.lanes[part.lane_name].request(part)
 
     def _book_next_runs(self) -> None:
         offset = self.world.timestamp() - time.time()
-        for job in self._scheduler.get_jobs():
+        for job in self._jobs():
             name = next(iter(job.tags))
             if job.next_run is not None:
                 self.book.parts[name].next_run = job.next_run.timestamp() + offset
@@ -292,7 +301,6 @@ class Daemon:
         sd.set_level(config.daemon.log_level)
         self.book.reload = {"at": now, "ok": True, "problems": []}
         self._book_config(now)
-        self._scheduler.clear()
         self._schedule()
         self._event(DaemonKind.RELOADED, "config", Severity.INFO, self._started_text())
 

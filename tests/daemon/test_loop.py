@@ -135,3 +135,29 @@ def test_a_hung_part_stops_the_watchdog_pings(
     pings = [t - ready for t in notify.seen("WATCHDOG", "1")]
     assert pings and min(pings) < 0.5  # pinged while the part was young
     assert max(pings) < 1.5  # then silent: systemd's watchdog restarts the daemon
+
+
+def test_frequent_reloads_never_postpone_a_part(tmp_path: Path) -> None:
+    conf = write_config(tmp_path / "ng.yaml", tmp_path, interval="2s")
+    config = load_config(conf, dropins=False)
+    runs: list[float] = []
+
+    def hourly(ctx: Context) -> Outcome:
+        runs.append(time.monotonic())
+        return Outcome()
+
+    part = Part("pass", lambda c: c.interval, hourly)
+    daemon = Daemon(config, (part,), World(), {}, config_path=conf, dropins=False)
+    stop = threading.Event()
+
+    def reload_often() -> None:
+        while not stop.wait(0.4):
+            os.kill(os.getpid(), signal.SIGHUP)
+
+    threading.Thread(target=reload_often, daemon=True).start()
+    sigterm_after(5.5)
+    try:
+        assert daemon.serve() is True
+    finally:
+        stop.set()
+    assert len(runs) >= 3  # at start, then every 2 s although reloaded every 0.4 s
