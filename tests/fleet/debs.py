@@ -57,7 +57,9 @@ def fallback_deb(out: Path) -> Path:
     )
     script = tree / "usr" / "bin" / "nodeguard"
     script.parent.mkdir(parents=True)
-    script.write_text("#!/usr/bin/python3\nfrom nodeguard.cli import main\nraise SystemExit(main())\n")
+    script.write_text(
+        "#!/usr/bin/python3\nfrom nodeguard.cli import main\nraise SystemExit(main())\n"
+    )
     script.chmod(0o755)
     conffile = tree / "etc" / "nodeguard" / "nodeguard.yaml"
     conffile.parent.mkdir(parents=True)
