@@ -64,15 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="rotate every matching file regardless of size"
     )
 
-    run = sub.add_parser("run", help="the main job: today, the rotation pass")
-    run.add_argument(
-        "--once",
-        action="store_true",
-        required=True,
-        help="run one cycle and exit (the daemon loop comes later)",
-    )
-    _add_pass_options(run)
-
     for module in _plugin_commands():
         module.add_parser(sub)
     return parser
@@ -94,9 +85,10 @@ def _plugin_commands() -> list[ModuleType]:
     Each module has ``add_parser(sub)``, which sets ``handler`` as a parser default.
     """
     from nodeguard.containers import command as containers_command
+    from nodeguard.daemon import command as daemon_command
     from nodeguard.docker import command as docker_command
 
-    return [docker_command, containers_command]
+    return [daemon_command, docker_command, containers_command]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,7 +145,6 @@ def _rotate(args: argparse.Namespace, config: Config) -> int:
 _HANDLERS: dict[str, Handler] = {
     "config": _config,
     "rotate": _rotate,
-    "run": _rotate,
 }
 
 

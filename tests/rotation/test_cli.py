@@ -220,7 +220,7 @@ def test_exit_codes(tmp_path: Path, logs: Path) -> None:
     assert run_cli("-c", config(tmp_path, logs), "--no-dropins", "rotate").code == 1
     assert run_cli("-c", tmp_path / "missing.yaml", "rotate").code == 2
     assert run_cli("-c", config(tmp_path, logs), "rotate", "--bogus").code == 2
-    assert run_cli("-c", config(tmp_path, logs), "run").code == 2  # --once is required
+    assert run_cli("-c", config(tmp_path, logs), "run", "--dry-run").code == 2  # needs --once
     with pass_lock(tmp_path / "state"):
         assert run_cli("-c", config(tmp_path, logs), "--no-dropins", "rotate").code == 3
 
@@ -228,6 +228,6 @@ def test_exit_codes(tmp_path: Path, logs: Path) -> None:
 def test_run_once_performs_the_same_pass(tmp_path: Path, logs: Path) -> None:
     done = nodeguard("-c", config(tmp_path, logs), "--no-dropins", "run", "--once", "--json")
     assert done.returncode == 0, done.stderr
-    body = json.loads(done.stdout)
+    body = json.loads(done.stdout)["parts"]["rotation"]
     assert records(body, logs / "big.log") == [("rotate", "done")]
     assert (logs / "big.log").stat().st_size == 0

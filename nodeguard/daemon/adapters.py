@@ -1,0 +1,241 @@
+"""The existing concerns' entry points as daemon parts, and their results as events.
+
+Rotation and containers predate the event core: their entry points return a
+``Report`` and an ``Inventory``. These adapters call those entry points (never their
+internals) and translate the results into events and status figures. When a concern
+returns events itself, its adapter here shrinks to ``Outcome.of(...)``.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from nodeguard.daemon.parts import Context, DaemonKind, Outcome
+from nodeguard.events import Event, Severity, Source
+from nodeguard.exitcodes import Exit
+from nodeguard.state import LockBusy
+
+if TYPE_CHECKING:
+    from nodeguard.containers.inventory import ContainerRow, Inventory
+    from nodeguard.rotation.engine import PassOptions
+    from nodeguard.rotation.report import Record, Report
+
+
+class PassKind(enum.StrEnum):
+    """What a rotation pass did to one file (Source.ROTATION), and the pass itself."""
+
+    PASS = "pass"  # noqa: S105 (not a password)
+    ROTATED = "rotated"
+    COMPRESSED = "compressed"
+    REMOVED = "removed"
+    DONE = "done"  # other completed actions: postrotate, cleanup, recover
+    PLANNED = "planned"
+    FAILED = "failed"
+    REFUSED = "refused"
+    SKIPPED = "skipped"
+
+
+class ContainersKind(enum.StrEnum):
+    """What the container inventory found (Source.CONTAINERS)."""
+
+    UNBOUNDED = "unbounded"
+    ORPHANED = "orphaned"
+    PROBLEM = "problem"
+
+
+_DONE_KINDS = {"rotate": PassKind.ROTATED, "compress": PassKind.COMPRESSED}
+_DONE_KINDS |= {"remove": PassKind.REMOVED}
+_RESULT_KINDS = {
+    "failed": (PassKind.FAILED, Severity.ERROR),
+    "refused": (PassKind.REFUSED, Severity.WARNING),
+    "skipped": (PassKind.SKIPPED, Severity.INFO),
+    "planned": (PassKind.PLANNED, Severity.INFO),
+}
+_FREEING = ("remove", "compress", "cleanup")
+
+
+# --- rotation ------------------------------------------------------------------
+
+
+def rotation_pass(ctx: Context) -> Outcome:
+    """The full pass over every policy (locked; a dry run takes no lock, writes nothing)."""
+    from nodeguard.rotation.engine import PassOptions
+
+    return run_rotation(ctx, PassOptions(dry_run=ctx.dry_run))
+
+
+def run_rotation(ctx: Context, options: PassOptions) -> Outcome:
+    """One pass with ``options`` (all policies, or a selection), as an Outcome."""
+    from nodeguard.rotation import command
+    from nodeguard.rotation.engine import World as PassWorld
+    from nodeguard.rotation.engine import run_pass
+
+    world = PassWorld(clock=ctx.world.clock, workers=ctx.world.workers)
+    started = time.monotonic()
+    try:
+        if options.dry_run:
+            report = run_pass(ctx.config, options, world)
+        else:
+            # rotation.command's locked pass: lock, intents, state file (the CLI's own).
+            report = command._locked_pass(ctx.config, options, world)
+    except LockBusy as exc:
+        return _locked_out(str(exc))
+    duration = time.monotonic() - started
+    events = tuple(report_events(report))
+    summary = pass_summary(report, duration, options.policies)
+    head = command._header(ctx.config, options.policies)
+    return Outcome(
+        events=(*events, _pass_event(summary, events)),
+        summary=summary,
+        text=head + report.render_text(),
+        data=_report_data(report),
+        exit=Exit.FAILED if report.failed else Exit.OK,
+    )
+
+
+def _report_data(report: Report) -> Any:
+    import json
+
+    return json.loads(report.to_json())
+
+
+def _locked_out(reason: str) -> Outcome:
+    event = Event(
+        Source.DAEMON,
+        DaemonKind.LOCK_BUSY,
+        "rotation",
+        Severity.WARNING,
+        f"another pass is running: {reason}; this one was skipped",
+    )
+    return Outcome(
+        events=(event,),
+        summary={"skipped": "another pass holds the lock"},
+        text=f"another pass is running: {reason}\n",
+        data={"locked": reason},
+        exit=Exit.LOCKED,
+    )
+
+
+def report_events(report: Report) -> Iterable[Event]:
+    """One event per record that did, would do, or could not do something."""
+    for record in report.records:
+        event = record_event(record)
+        if event is not None:
+            yield event
+    for note in report.notes:
+        yield Event(Source.ROTATION, PassKind.SKIPPED, "rotation", Severity.WARNING, note)
+
+
+def record_event(record: Record) -> Event | None:
+    if record.result in _RESULT_KINDS:
+        kind, severity = _RESULT_KINDS[record.result]
+    elif record.result == "done":
+        kind, severity = _DONE_KINDS.get(record.action, PassKind.DONE), Severity.INFO
+    else:
+        return None  # kept, unchanged: not news
+    reason = f"{record.action}: {record.reason}" + (f": {record.error}" if record.error else "")
+    facts = {
+        "policy": record.policy,
+        "action": record.action,
+        "result": record.result,
+        "bytes_before": record.bytes_before,
+        "bytes_after": record.bytes_after,
+        "target": record.target,
+    }
+    return Event(Source.ROTATION, kind, record.path, severity, reason, facts)
+
+
+def pass_summary(report: Report, duration: float, policies: tuple[str, ...]) -> dict[str, Any]:
+    """The figures ``nodeguard status`` shows for a pass."""
+    counts = report.counts()
+    done = "planned" if report.dry_run else "done"
+    freed = sum(
+        (r.bytes_before or 0) - (r.bytes_after or 0)
+        for r in report.records
+        if r.action in _FREEING and r.result == "done"
+    )
+    return {
+        "duration": round(duration, 3),
+        "policies": list(policies),
+        "checked": sum(1 for r in report.records if r.action in ("keep", "rotate")),
+        "rotated": counts[f"rotate:{done}"],
+        "compressed": counts[f"compress:{done}"],
+        "removed": counts[f"remove:{done}"],
+        "failed": sum(v for k, v in counts.items() if k.endswith(":failed")),
+        "refused": sum(v for k, v in counts.items() if k.endswith(":refused")),
+        "bytes_freed": max(0, freed),
+    }
+
+
+def _pass_event(summary: dict[str, Any], events: tuple[Event, ...]) -> Event:
+    worst = max((e.severity for e in events), default=Severity.INFO)
+    scope = ", ".join(summary["policies"]) or "all policies"
+    reason = (
+        f"pass over {scope} in {summary['duration']:.1f}s: {summary['rotated']} rotated, "
+        f"{summary['compressed']} compressed, {summary['removed']} removed, "
+        f"{summary['failed']} failed, {summary['refused']} refused, "
+        f"{summary['bytes_freed']} bytes freed"
+    )
+    severity = Severity.WARNING if worst >= Severity.WARNING else Severity.INFO
+    return Event(Source.ROTATION, PassKind.PASS, "rotation", severity, reason, summary)
+
+
+# --- containers ----------------------------------------------------------------
+
+
+def containers(ctx: Context) -> Outcome:
+    """The container inventory; outside a dry run its growth samples are stored."""
+    from nodeguard.containers import command
+    from nodeguard.containers.inventory import take_inventory
+    from nodeguard.containers.report import render_text
+    from nodeguard.containers.samples import SAMPLES_NAME, load_samples
+
+    now = ctx.world.timestamp()
+    if ctx.dry_run:
+        samples, _ = load_samples(ctx.config.state_dir / SAMPLES_NAME)
+        inventory = take_inventory(ctx.config, samples, now)
+    else:
+        inventory = command._inventory_with_samples(ctx.config, now)
+    events = tuple(inventory_events(inventory))
+    unbounded = [r for r in inventory.containers if not r.bounded_by]
+    summary = {
+        "containers": len(inventory.containers),
+        "unbounded": len(unbounded),
+        "orphaned_pod_dirs": len(inventory.orphans),
+        "log_bytes": sum(r.total_bytes for r in inventory.containers),
+    }
+    return Outcome(events, summary, render_text(inventory), inventory.to_json())
+
+
+def inventory_events(inventory: Inventory) -> Iterable[Event]:
+    for row in inventory.containers:
+        if not row.bounded_by:
+            yield _unbounded(row)
+    for orphan in inventory.orphans:
+        yield Event(
+            Source.CONTAINERS,
+            ContainersKind.ORPHANED,
+            orphan.pod.path,
+            Severity.INFO,
+            orphan.note or "orphaned pod log directory",
+            {"removable": orphan.removable},
+        )
+    for problem in inventory.problems:
+        yield Event(
+            Source.CONTAINERS, ContainersKind.PROBLEM, "containers", Severity.WARNING, problem
+        )
+
+
+def _unbounded(row: ContainerRow) -> Event:
+    who = "/".join(p for p in (row.namespace, row.pod, row.container) if p) or row.name
+    return Event(
+        Source.CONTAINERS,
+        ContainersKind.UNBOUNDED,
+        who,
+        Severity.WARNING,
+        f"{row.runtime} container logs are bounded by nothing ({row.total_bytes} bytes now)",
+        {"id": row.id, "log_paths": row.log_paths, "growth_bytes_per_s": row.growth},
+    )
