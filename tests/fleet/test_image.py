@@ -9,9 +9,11 @@ the mount is read-only. The last test stops the pod, so keep it last.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,10 +21,17 @@ from pathlib import Path
 
 import pytest
 
-from nodeguard import __version__
+from nodeguard import __version__, cli
+from nodeguard.config.loader import embedded_default_text
 from tests.conftest import nodeguard_history, numbered_lines, tree_digest
 from tests.fleet.conftest import Dockerd
-from tests.fleet.manifests import config_path, container, rendered
+from tests.fleet.manifests import (
+    config_path,
+    container,
+    effective_config,
+    host_mounts,
+    rendered,
+)
 from tests.fleet.pod import HostTree, container_spec, grace_period
 
 NODE = "fleet-node-1"
@@ -93,6 +102,58 @@ def test_the_image_runs_the_deb_the_way_the_daemonset_expects(dockerd: Dockerd, 
     assert main["image"] == f"nodeguard:{__version__}"
 
 
+def _deb_file(deb: Path, member: str) -> bytes:
+    tar = subprocess.run(
+        ["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True, timeout=60
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        extracted = archive.extractfile(member)
+        assert extracted is not None, member
+        return extracted.read()
+
+
+def test_the_deb_the_image_and_the_daemonset_agree(pod: Pod, deb: Path, tmp_path: Path) -> None:
+    """Same version, same config file and state folder, same effective config."""
+    resources = rendered("base")
+    field = subprocess.run(
+        ["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True, check=True
+    )
+    assert field.stdout.strip() == __version__
+    control = subprocess.run(
+        ["dpkg-deb", "--info", str(deb), "conffiles"], capture_output=True, text=True, check=True
+    )
+    assert config_path(resources) in control.stdout.split()
+    conffile = _deb_file(deb, f".{config_path(resources)}").decode()
+    assert conffile == embedded_default_text(), "test_agreement compares with this default"
+    unit = _deb_file(deb, "./lib/systemd/system/nodeguard.service").decode()
+    assert "StateDirectory=nodeguard" in unit.split("\n")
+    state = effective_config(resources, tmp_path / "cfg").state_dir
+    assert state == Path("/var/lib/nodeguard")
+    assert host_mounts(resources)[str(state)] is False
+    # The image's own nodeguard reads the mounted ConfigMap exactly as the tests do.
+    tree = _node_tree(tmp_path / "root", log_bytes=0)
+    args = ["--config", config_path(resources), "config", "show"]
+    code, out = _run_once(pod, container_spec(resources, pod.image, tree, NODE, args))
+    assert code == 0, out
+    shown = json.loads(out)
+    expected = json.loads(json.dumps(cli._jsonable(effective_config(resources, tmp_path / "c2"))))
+    shown.pop("sources"), expected.pop("sources")
+    assert shown == expected
+
+
+def _run_once(pod: Pod, spec: dict[str, object]) -> tuple[int, str]:
+    """Run a one-shot container of the DaemonSet's spec to its end: exit code, stdout."""
+    engine = pod.dockerd.engine
+    cid = engine.create(f"ngfleet-once-{os.getpid()}-{time.monotonic_ns()}", spec)
+    try:
+        engine.start(cid)
+        code = engine.wait(cid, timeout=120)
+        out, _ = engine.logs(cid)
+    finally:
+        engine.remove(cid)
+    return code, out.decode("utf-8", "replace")
+
+
 def test_the_pod_rotates_an_over_limit_log_in_the_mounted_var_log(pod: Pod) -> None:
     log = pod.tree.root / POD_LOG
 
@@ -153,20 +214,12 @@ def test_nothing_is_written_where_the_mount_is_read_only(pod: Pod, tmp_path: Pat
         "    max_size: 1Ki\n    max_files: 2\n    method: rename\n    compress: none\n"
     )
     args = ["--config", config_path(resources), "rotate", "--json", "--policy", "ro-probe"]
-    spec = container_spec(resources, pod.image, tree, NODE, args)
-    engine = pod.dockerd.engine
-    cid = engine.create(f"ngfleet-ro-{os.getpid()}", spec)
-    try:
-        engine.start(cid)
-        code = engine.wait(cid, timeout=120)
-        out, _ = engine.logs(cid)
-    finally:
-        engine.remove(cid)
+    code, out = _run_once(pod, container_spec(resources, pod.image, tree, NODE, args))
     report = json.loads(out)
     assert code == 1, out
     results = {(f["path"], f["result"]) for f in report["files"]}
     assert ("/var/log/journal/probe.log", "failed") in results, results
-    assert "Read-only file system" in out.decode()
+    assert "Read-only file system" in out
     assert tree_digest(journal) == before
 
 
@@ -190,15 +243,7 @@ def _rotate_once(pod: Pod, tree: HostTree, caps: list[str]) -> tuple[int, str]:
     spec = container_spec(resources, pod.image, tree, NODE, ["--config", config_path(resources)])
     spec["Cmd"].append("rotate")
     spec["HostConfig"]["CapAdd"] = caps
-    engine = pod.dockerd.engine
-    cid = engine.create(f"ngfleet-caps-{os.getpid()}-{'-'.join(caps)}", spec)
-    try:
-        engine.start(cid)
-        code = engine.wait(cid, timeout=120)
-        out, _ = engine.logs(cid)
-    finally:
-        engine.remove(cid)
-    return code, out.decode("utf-8", "replace")
+    return _run_once(pod, spec)
 
 
 @pytest.mark.parametrize("missing", [None, "CHOWN", "DAC_OVERRIDE", "FOWNER"])
