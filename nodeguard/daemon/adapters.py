@@ -86,12 +86,15 @@ def run_rotation(ctx: Context, options: PassOptions) -> Outcome:
     duration = time.monotonic() - started
     events = tuple(report_events(report))
     summary = pass_summary(report, duration, options.policies)
-    head = command._header(ctx.config, options.policies)
+    text, data = "", None
+    if ctx.render:
+        text = command._header(ctx.config, options.policies) + report.render_text()
+        data = _report_data(report)
     return Outcome(
         events=(*events, _pass_event(summary, events)),
         summary=summary,
-        text=head + report.render_text(),
-        data=_report_data(report),
+        text=text,
+        data=data,
         exit=Exit.FAILED if report.failed else Exit.OK,
     )
 
@@ -207,6 +210,8 @@ def containers(ctx: Context) -> Outcome:
         "orphaned_pod_dirs": len(inventory.orphans),
         "log_bytes": sum(r.total_bytes for r in inventory.containers),
     }
+    if not ctx.render:
+        return Outcome(events, summary)
     return Outcome(events, summary, render_text(inventory), inventory.to_json())
 
 

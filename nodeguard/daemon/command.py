@@ -84,7 +84,7 @@ def _run_part(
 
     inbox = tuple(e for _, o in results for e in o.events) if part.consumes else ()
     try:
-        return part.run(Context(config, world, dry_run=dry_run, inbox=inbox))
+        return part.run(Context(config, world, dry_run=dry_run, inbox=inbox, render=True))
     except Exception as exc:  # one part failing must not stop the others
         error = f"{type(exc).__name__}: {exc}"
         return Outcome(

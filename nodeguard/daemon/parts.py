@@ -45,6 +45,7 @@ class Context:
     world: World
     dry_run: bool = False
     inbox: tuple[Event, ...] = ()
+    render: bool = False  # run --once: fill Outcome.text and .data (the daemon does not)
 
 
 @dataclass(frozen=True)
