@@ -8,7 +8,8 @@
 # DEB     nodeguard_<version>_all.deb (`make packages` builds it into dist/)
 # IMAGE   repository:tag to create (default nodeguard:<the deb's version>)
 # --cache DIR  keep the plain Debian root there and reuse it while its package list is
-#              unchanged (the tests share one; debootstrap is the slow part)
+#              unchanged (the tests share one; debootstrap is the slow part). A cached
+#              root misses later Debian updates: build release images without it.
 #
 # Environment: DOCKER, the docker command (default "docker"; e.g. "docker -H unix://...");
 # NODEGUARD_DEBIAN_MIRROR, the Debian mirror (default: the one this host's apt uses).
@@ -76,21 +77,25 @@ mirror() {
 # made from the same package list).
 debian_root() {
     local dest="$1" stamp="nodeguard-image-root v1 $SUITE $pkgs"
-    if [ -n "$cache" ] && [ "$(cat "$cache/.stamp" 2>/dev/null)" = "$stamp" ]; then
-        cp -a "$cache/root/." "$dest/"
-        return
+    if [ -n "$cache" ]; then
+        mkdir -p "$cache"
+        exec 9>"$cache/.lock"
+        flock 9  # one builder or reader of the cache at a time
+        if [ "$(cat "$cache/.stamp" 2>/dev/null)" = "$stamp" ]; then
+            cp -a "$cache/root/." "$dest/"
+            exec 9>&-
+            return
+        fi
     fi
-    local log="$work/debootstrap.log"
-    if ! debootstrap --variant=minbase --include="$pkgs" "$SUITE" "$dest" "$(mirror)" \
+    local log="$work/debootstrap.log" url
+    url="$(mirror)" || exit 2
+    if ! debootstrap --variant=minbase --include="$pkgs" "$SUITE" "$dest" "$url" \
         >"$log" 2>&1; then
         tail -20 "$log" >&2
         die "debootstrap $SUITE failed (log above)"
     fi
     rm -rf "$dest/var/cache/apt/archives/"*.deb "$dest/var/lib/apt/lists/"*
     if [ -n "$cache" ]; then
-        mkdir -p "$cache"
-        exec 9>"$cache/.lock"
-        flock 9
         rm -rf --one-file-system "$cache/root" "$cache/.stamp"
         cp -a "$dest" "$cache/root"
         echo "$stamp" >"$cache/.stamp"
