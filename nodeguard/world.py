@@ -8,16 +8,23 @@ running them, or fake a disk's usage. Nothing in nodeguard calls ``datetime.now`
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
 OUTPUT_TAIL = 4096
+NODE_NAME_ENV = "NODE_NAME"
+# A Kubernetes node name is a DNS subdomain; hostnames are a subset of these characters.
+_NODE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,251}[A-Za-z0-9])?")
+
+log = logging.getLogger(__name__)
 
 
 class CommandResult(NamedTuple):
@@ -91,6 +98,23 @@ def statvfs_usage(path: str) -> DiskUsage:
     )
 
 
+def node_name(environ: Mapping[str, str] = os.environ, kernel_name: str | None = None) -> str:
+    """The node's name, as alerts label it (``node``): ``$NODE_NAME`` if set, else the hostname.
+
+    The one place the name is resolved. In a Kubernetes pod the kernel hostname is the
+    pod's, so the DaemonSet sets ``NODE_NAME`` from ``spec.nodeName`` (docs/fleet.md). A
+    value that is not a valid node name is ignored with a warning, never trusted.
+    """
+    fallback = kernel_name if kernel_name is not None else os.uname().nodename
+    value = environ.get(NODE_NAME_ENV)
+    if value is None or value == "":
+        return fallback
+    if _NODE_NAME.fullmatch(value) is None:
+        log.warning("ignoring %s=%r: not a node name; using %r", NODE_NAME_ENV, value, fallback)
+        return fallback
+    return value
+
+
 def _default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
@@ -106,7 +130,7 @@ class World:
     disk_usage: DiskProbe = statvfs_usage
     workers: int = field(default_factory=_default_workers)
     stop: threading.Event = field(default_factory=threading.Event)
-    hostname: str = field(default_factory=lambda: os.uname().nodename)
+    hostname: str = field(default_factory=node_name)  # the node's name: see node_name()
 
     def now(self) -> datetime:
         return self.clock()

@@ -11,7 +11,7 @@ from dataclasses import FrozenInstanceError
 import pytest
 
 from nodeguard.events import Event, Severity, Source, worst
-from nodeguard.world import World, run_command
+from nodeguard.world import World, node_name, run_command
 
 
 class _Kind(enum.StrEnum):
@@ -68,3 +68,26 @@ def test_events_are_frozen_and_render_as_json() -> None:
     other = Event(Source.DISK, _Kind.PROBE, "/", Severity.CRITICAL, "worse")
     assert worst([event, other]) is Severity.CRITICAL
     assert worst([]) is None
+
+
+def test_node_name_comes_from_node_name_env_when_set_else_the_hostname() -> None:
+    assert node_name({"NODE_NAME": "worker-7.example"}, "nodeguard-x2k9p") == "worker-7.example"
+    assert node_name({}, "host-a") == "host-a"
+    assert node_name({"NODE_NAME": ""}, "host-a") == "host-a"
+
+
+@pytest.mark.parametrize("bad", ["-lead", "has space", "a" * 254, "x\ny", "tail.", "ü"])
+def test_node_name_ignores_a_value_that_is_not_a_node_name(
+    bad: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert node_name({"NODE_NAME": bad}, "host-a") == "host-a"
+    assert "ignoring NODE_NAME" in caplog.text
+
+
+def test_the_default_world_names_the_node_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NODE_NAME", "node-from-spec")
+    assert World().hostname == "node-from-spec"
+    monkeypatch.delenv("NODE_NAME")
+    assert World().hostname == os.uname().nodename
