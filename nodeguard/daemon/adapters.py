@@ -19,7 +19,6 @@ from nodeguard.exitcodes import Exit
 from nodeguard.state import LockBusy
 
 if TYPE_CHECKING:
-    from nodeguard.containers.inventory import ContainerRow, Inventory
     from nodeguard.rotation.engine import PassOptions
     from nodeguard.rotation.report import Record, Report
 
@@ -36,14 +35,6 @@ class PassKind(enum.StrEnum):
     FAILED = "failed"
     REFUSED = "refused"
     SKIPPED = "skipped"
-
-
-class ContainersKind(enum.StrEnum):
-    """What the container inventory found (Source.CONTAINERS)."""
-
-    UNBOUNDED = "unbounded"
-    ORPHANED = "orphaned"
-    PROBLEM = "problem"
 
 
 _DONE_KINDS = {"rotate": PassKind.ROTATED, "compress": PassKind.COMPRESSED}
@@ -199,56 +190,19 @@ def _pass_event(summary: dict[str, Any], events: tuple[Event, ...]) -> Event:
 
 def containers(ctx: Context) -> Outcome:
     """The container inventory; outside a dry run its growth samples are stored."""
-    from nodeguard.containers import command
-    from nodeguard.containers.inventory import take_inventory
-    from nodeguard.containers.report import render_text
-    from nodeguard.containers.samples import SAMPLES_NAME, load_samples
+    from nodeguard.containers.outcome import ContainersKind, ContainersOptions
+    from nodeguard.containers.report import render_json, render_text
+    from nodeguard.containers.run import container_inventory
 
-    now = ctx.world.timestamp()
-    if ctx.dry_run:
-        samples, _ = load_samples(ctx.config.state_dir / SAMPLES_NAME)
-        inventory = take_inventory(ctx.config, samples, now)
-    else:
-        inventory = command._inventory_with_samples(ctx.config, now)
-    events = tuple(inventory_events(inventory))
-    unbounded = [r for r in inventory.containers if not r.bounded_by]
+    options = ContainersOptions(dry_run=ctx.dry_run)
+    result = container_inventory(ctx.config, options, ctx.world)
+    totals = next((e.facts for e in result.events if e.kind == ContainersKind.SUMMARY), {})
     summary = {
-        "containers": len(inventory.containers),
-        "unbounded": len(unbounded),
-        "orphaned_pod_dirs": len(inventory.orphans),
-        "log_bytes": sum(r.total_bytes for r in inventory.containers),
+        "containers": totals.get("containers", 0),
+        "unbounded": totals.get("unbounded", 0),
+        "orphaned_pod_dirs": totals.get("orphaned_pod_dirs", 0),
+        "log_bytes": totals.get("bytes", 0),
     }
     if not ctx.render:
-        return Outcome(events, summary)
-    return Outcome(events, summary, render_text(inventory), inventory.to_json())
-
-
-def inventory_events(inventory: Inventory) -> Iterable[Event]:
-    for row in inventory.containers:
-        if not row.bounded_by:
-            yield _unbounded(row)
-    for orphan in inventory.orphans:
-        yield Event(
-            Source.CONTAINERS,
-            ContainersKind.ORPHANED,
-            orphan.pod.path,
-            Severity.INFO,
-            orphan.note or "orphaned pod log directory",
-            {"removable": orphan.removable},
-        )
-    for problem in inventory.problems:
-        yield Event(
-            Source.CONTAINERS, ContainersKind.PROBLEM, "containers", Severity.WARNING, problem
-        )
-
-
-def _unbounded(row: ContainerRow) -> Event:
-    who = "/".join(p for p in (row.namespace, row.pod, row.container) if p) or row.name
-    return Event(
-        Source.CONTAINERS,
-        ContainersKind.UNBOUNDED,
-        who,
-        Severity.WARNING,
-        f"{row.runtime} container logs are bounded by nothing ({row.total_bytes} bytes now)",
-        {"id": row.id, "log_paths": row.log_paths, "growth_bytes_per_s": row.growth},
-    )
+        return Outcome(result.events, summary)
+    return Outcome(result.events, summary, render_text(result.events), render_json(result.events))
