@@ -95,8 +95,9 @@ def _plugin_commands() -> list[ModuleType]:
     """
     from nodeguard.containers import command as containers_command
     from nodeguard.docker import command as docker_command
+    from nodeguard.journal import command as journal_command
 
-    return [docker_command, containers_command]
+    return [docker_command, containers_command, journal_command]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

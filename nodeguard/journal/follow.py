@@ -91,7 +91,7 @@ class _Run:
         except OSError as exc:
             unavailable = f"cannot open the journal: {exc.strerror or exc}"
         if unavailable:
-            log.warning("journal: %s", unavailable)
+            log.info("journal: %s", unavailable)
             self.note(JournalKind.UNAVAILABLE, Severity.WARNING, unavailable)
         if plan_text == "always" or (plan_text == "auto" and self.reader is None):
             self.text = TextLogReader(self.cfg.text_logs.files, self.world.euid)
@@ -110,7 +110,7 @@ class _Run:
 
     def _reset(self, why: str) -> None:
         self.counts.cursor_resets += 1
-        log.warning("journal: cursor reset: %s", why)
+        log.info("journal: cursor reset: %s", why)
         self.note(JournalKind.CURSOR_RESET, Severity.WARNING, why)
 
     # -- reading ------------------------------------------------------------------------
