@@ -195,7 +195,7 @@ BUILTIN_RULES: tuple[BuiltinRule, ...] = (
     ),
     BuiltinRule(
         _spec(
-            "NoSpaceLeftOnDevice", r"(?i:no space left on device)", "critical", RUNTIMES_AND_KUBELET
+            "NoSpaceLeftOnDevice", r"[Nn]o space left on device", "critical", RUNTIMES_AND_KUBELET
         ),
         "containerd, dockerd, cri-o/conmon, kubelet",
         "strerror(ENOSPC) inside an error: containerd's PullImage/StartContainer failures"
