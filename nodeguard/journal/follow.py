@@ -39,6 +39,7 @@ RESULT_EVENTS_MAX = 10000  # events kept in a JournalResult (all of them reach t
 TEXT_BATCH_BYTES = 4 * 1024 * 1024
 WAIT_SLICE = 0.5  # seconds per journal wait, so a stop request is seen promptly
 LIVE_MIN_CYCLE = 0.25  # seconds between two catch-ups of the live follower, at least
+REOPEN_ENTRIES = 50_000  # entries read before the reader is reopened (bounds mapped memory)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class _Run:
         self.caught_up = True
         self.lag = 0.0
         self.reader: JournalReader | None = None
+        self._since_open = 0
         self.text: TextLogReader | None = None
         self.saved = FollowState()
         self.rules = RuleSet(self.cfg)
@@ -126,10 +128,30 @@ class _Run:
                 break
             batch = self.reader.read(self.ev, self.counts, size)
             self.read += batch.read
+            self._since_open += batch.read
             if not self.finish_batch(batch):
                 return False
             if batch.at_end:
                 break
+            if self._since_open >= REOPEN_ENTRIES and not self._reopen():
+                break
+        return True
+
+    def _reopen(self) -> bool:
+        """Close and reopen at the saved cursor: sd-journal keeps the windows it mapped
+        (up to 64 x 8 MiB of journal file pages counted in RSS); a fresh reader starts
+        with none, so memory stays bounded however much is read in one run."""
+        if self.reader is not None:
+            self.reader.close()
+        self.reader = None
+        self._since_open = 0
+        try:
+            self.reader = JournalReader(self.cfg)
+        except (JournalUnavailable, OSError) as exc:
+            self.note(JournalKind.UNAVAILABLE, Severity.WARNING, f"cannot reopen: {exc}")
+            self.flush()
+            return False
+        self.position(None)
         return True
 
     def finish_batch(self, batch: Batch) -> bool:
