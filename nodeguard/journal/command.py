@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -106,11 +107,21 @@ def _scan(args: argparse.Namespace, config: Config, world: World, out: TextIO, e
         print(f"nodeguard: --since: {exc}", file=err)
         return EXIT_USAGE
     start = since or now - timedelta(seconds=config.journal.lookback)
-    printer = None if args.json else _TextPrinter(out, err)
-    result = scan(config, world, start, sink=printer)
-    if args.json:
-        out.write(json.dumps(result_document(result), indent=2) + "\n")
+    if not args.json:
+        return _exit_code(scan(config, world, start, sink=_TextPrinter(out, err)))
+    kept = _Collector()  # every event, not only the ones a JournalResult keeps
+    result = scan(config, world, start, sink=kept)
+    out.write(json.dumps(result_document(replace(result, events=tuple(kept.events))), indent=2))
+    out.write("\n")
     return _exit_code(result)
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def __call__(self, events: Sequence[Event]) -> None:
+        self.events.extend(events)
 
 
 def _follow(

@@ -35,7 +35,7 @@ from nodeguard.world import World
 log = logging.getLogger("nodeguard.journal")
 
 EventSink = Callable[[Sequence[Event]], None]
-RESULT_EVENTS_MAX = 10000  # events kept in a JournalResult (all of them reach the sink)
+RESULT_EVENTS_MAX = 1000  # events kept in a JournalResult (all of them reach the sink)
 TEXT_BATCH_BYTES = 4 * 1024 * 1024
 WAIT_SLICE = 0.5  # seconds per journal wait, so a stop request is seen promptly
 LIVE_MIN_CYCLE = 0.25  # seconds between two catch-ups of the live follower, at least
