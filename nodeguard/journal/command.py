@@ -147,13 +147,12 @@ def _stop_on_signals(world: World) -> None:
 
 
 def _exit_code(result: JournalResult) -> int:
+    from nodeguard.events import Severity
     from nodeguard.journal.model import JournalKind
 
     failed = (JournalKind.UNAVAILABLE, JournalKind.STATE_UNWRITABLE, JournalKind.READ_ERROR)
-    nothing_read = result.entries_read == 0
-    if any(e.kind in failed for e in result.events) and nothing_read:
-        return EXIT_FAILED
-    return EXIT_OK
+    problems = [e for e in result.events if e.kind in failed and e.severity >= Severity.WARNING]
+    return EXIT_FAILED if problems and result.entries_read == 0 else EXIT_OK
 
 
 def _is_match(event: Event) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -40,12 +40,6 @@ TEXT_BATCH_BYTES = 4 * 1024 * 1024
 WAIT_SLICE = 0.5  # seconds per journal wait, so a stop request is seen promptly
 LIVE_MIN_CYCLE = 0.25  # seconds between two catch-ups of the live follower, at least
 REOPEN_ENTRIES = 50_000  # entries read before the reader is reopened (bounds mapped memory)
-
-
-@dataclass(frozen=True)
-class _Plan:
-    journal: bool
-    text: bool
 
 
 class _Run:
@@ -92,11 +86,14 @@ class _Run:
             unavailable = str(exc)
         except OSError as exc:
             unavailable = f"cannot open the journal: {exc.strerror or exc}"
-        if unavailable:
-            log.info("journal: %s", unavailable)
-            self.note(JournalKind.UNAVAILABLE, Severity.WARNING, unavailable)
         if plan_text == "always" or (plan_text == "auto" and self.reader is None):
             self.text = TextLogReader(self.cfg.text_logs.files, self.world.euid)
+        if unavailable:
+            # Expected on a host without systemd when the text logs take over: info then.
+            fallback = self.text is not None
+            why = f"{unavailable}; reading the text logs instead" if fallback else unavailable
+            log.info("journal: %s", why)
+            self.note(JournalKind.UNAVAILABLE, Severity.INFO if fallback else Severity.WARNING, why)
 
     def position(self, since: datetime | None) -> None:
         if self.reader is None:
