@@ -123,18 +123,23 @@ class _Run:
             if size <= 0:
                 self.caught_up = False
                 break
-            batch = self.reader.read(self.ev, self.counts, size)
+            try:
+                batch = self.reader.read(self.ev, self.counts, size)
+            except OSError as exc:  # an unreadable journal file: report, resume next run
+                self.note(JournalKind.READ_ERROR, Severity.ERROR, f"reading the journal: {exc}")
+                self.flush()
+                return True
             self.read += batch.read
             self._since_open += batch.read
             if not self.finish_batch(batch):
                 return False
             if batch.at_end:
                 break
-            if self._since_open >= REOPEN_ENTRIES and not self._reopen():
+            if self._since_open >= REOPEN_ENTRIES and not self.reopen():
                 break
         return True
 
-    def _reopen(self) -> bool:
+    def reopen(self) -> bool:
         """Close and reopen at the saved cursor: sd-journal keeps the windows it mapped
         (up to 64 x 8 MiB of journal file pages counted in RSS); a fresh reader starts
         with none, so memory stays bounded however much is read in one run."""
@@ -297,8 +302,23 @@ def _live_loop(run: _Run, on_batch: Callable[[JournalResult], None] | None) -> N
         stop.wait(max(0.0, LIVE_MIN_CYCLE - (time.monotonic() - started)))
         if run.reader is None:
             stop.wait(1.0)
-        elif not stop.is_set() and run.reader.wait(WAIT_SLICE) == INVALIDATE:
-            run.counts.invalidations += 1  # files added or removed; the reader re-reads them
+        elif not stop.is_set():
+            _wait(run)
+
+
+def _wait(run: _Run) -> None:
+    """Wait for the journal to change; INVALIDATE (files added or removed) is counted, and
+    sd-journal keeps its position across it."""
+    if run.reader is None:
+        return
+    try:
+        if run.reader.wait(WAIT_SLICE) == INVALIDATE:
+            run.counts.invalidations += 1
+    except OSError as exc:
+        run.note(JournalKind.READ_ERROR, Severity.ERROR, f"waiting on the journal: {exc}")
+        run.flush()
+        run.world.stop.wait(5.0)
+        run.reopen()
 
 
 def scan(
