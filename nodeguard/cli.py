@@ -84,8 +84,9 @@ def _plugin_commands() -> list[ModuleType]:
     from nodeguard.daemon import command as daemon_command
     from nodeguard.disk import command as disk_command
     from nodeguard.docker import command as docker_command
+    from nodeguard.journal import command as journal_command
 
-    return [daemon_command, docker_command, containers_command, disk_command]
+    return [daemon_command, docker_command, containers_command, disk_command, journal_command]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -35,16 +35,11 @@ from nodeguard.world import World
 log = logging.getLogger("nodeguard.journal")
 
 EventSink = Callable[[Sequence[Event]], None]
-RESULT_EVENTS_MAX = 10000  # events kept in a JournalResult (all of them reach the sink)
+RESULT_EVENTS_MAX = 1000  # events kept in a JournalResult (all of them reach the sink)
 TEXT_BATCH_BYTES = 4 * 1024 * 1024
 WAIT_SLICE = 0.5  # seconds per journal wait, so a stop request is seen promptly
 LIVE_MIN_CYCLE = 0.25  # seconds between two catch-ups of the live follower, at least
-
-
-@dataclass(frozen=True)
-class _Plan:
-    journal: bool
-    text: bool
+REOPEN_ENTRIES = 50_000  # entries read before the reader is reopened (bounds mapped memory)
 
 
 class _Run:
@@ -62,6 +57,7 @@ class _Run:
         self.caught_up = True
         self.lag = 0.0
         self.reader: JournalReader | None = None
+        self._since_open = 0
         self.text: TextLogReader | None = None
         self.saved = FollowState()
         self.rules = RuleSet(self.cfg)
@@ -90,11 +86,14 @@ class _Run:
             unavailable = str(exc)
         except OSError as exc:
             unavailable = f"cannot open the journal: {exc.strerror or exc}"
-        if unavailable:
-            log.warning("journal: %s", unavailable)
-            self.note(JournalKind.UNAVAILABLE, Severity.WARNING, unavailable)
         if plan_text == "always" or (plan_text == "auto" and self.reader is None):
             self.text = TextLogReader(self.cfg.text_logs.files, self.world.euid)
+        if unavailable:
+            # Expected on a host without systemd when the text logs take over: info then.
+            fallback = self.text is not None
+            why = f"{unavailable}; reading the text logs instead" if fallback else unavailable
+            log.info("journal: %s", why)
+            self.note(JournalKind.UNAVAILABLE, Severity.INFO if fallback else Severity.WARNING, why)
 
     def position(self, since: datetime | None) -> None:
         if self.reader is None:
@@ -110,7 +109,7 @@ class _Run:
 
     def _reset(self, why: str) -> None:
         self.counts.cursor_resets += 1
-        log.warning("journal: cursor reset: %s", why)
+        log.info("journal: cursor reset: %s", why)
         self.note(JournalKind.CURSOR_RESET, Severity.WARNING, why)
 
     # -- reading ------------------------------------------------------------------------
@@ -124,12 +123,37 @@ class _Run:
             if size <= 0:
                 self.caught_up = False
                 break
-            batch = self.reader.read(self.ev, self.counts, size)
+            try:
+                batch = self.reader.read(self.ev, self.counts, size)
+            except OSError as exc:  # an unreadable journal file: report, resume next run
+                self.note(JournalKind.READ_ERROR, Severity.ERROR, f"reading the journal: {exc}")
+                self.flush()
+                return True
             self.read += batch.read
+            self._since_open += batch.read
             if not self.finish_batch(batch):
                 return False
             if batch.at_end:
                 break
+            if self._since_open >= REOPEN_ENTRIES and not self.reopen():
+                break
+        return True
+
+    def reopen(self) -> bool:
+        """Close and reopen at the saved cursor: sd-journal keeps the windows it mapped
+        (up to 64 x 8 MiB of journal file pages counted in RSS); a fresh reader starts
+        with none, so memory stays bounded however much is read in one run."""
+        if self.reader is not None:
+            self.reader.close()
+        self.reader = None
+        self._since_open = 0
+        try:
+            self.reader = JournalReader(self.cfg)
+        except (JournalUnavailable, OSError) as exc:
+            self.note(JournalKind.UNAVAILABLE, Severity.WARNING, f"cannot reopen: {exc}")
+            self.flush()
+            return False
+        self.position(None)
         return True
 
     def finish_batch(self, batch: Batch) -> bool:
@@ -278,8 +302,23 @@ def _live_loop(run: _Run, on_batch: Callable[[JournalResult], None] | None) -> N
         stop.wait(max(0.0, LIVE_MIN_CYCLE - (time.monotonic() - started)))
         if run.reader is None:
             stop.wait(1.0)
-        elif not stop.is_set() and run.reader.wait(WAIT_SLICE) == INVALIDATE:
-            run.counts.invalidations += 1  # files added or removed; the reader re-reads them
+        elif not stop.is_set():
+            _wait(run)
+
+
+def _wait(run: _Run) -> None:
+    """Wait for the journal to change; INVALIDATE (files added or removed) is counted, and
+    sd-journal keeps its position across it."""
+    if run.reader is None:
+        return
+    try:
+        if run.reader.wait(WAIT_SLICE) == INVALIDATE:
+            run.counts.invalidations += 1
+    except OSError as exc:
+        run.note(JournalKind.READ_ERROR, Severity.ERROR, f"waiting on the journal: {exc}")
+        run.flush()
+        run.world.stop.wait(5.0)
+        run.reopen()
 
 
 def scan(

@@ -135,12 +135,26 @@ class JournalReader:
                 break
             n += 1
             rt = realtime()
-            message = _field(get, "MESSAGE") or b""
-            unit = _field(get, "_SYSTEMD_UNIT")
-            ident = _field(get, "SYSLOG_IDENTIFIER")
+            # Inline lookups (a missing field raises KeyError): this loop is the hot path.
+            try:
+                message = get("MESSAGE")
+            except KeyError:
+                message = b""
+            try:
+                unit = get("_SYSTEMD_UNIT")
+            except KeyError:
+                unit = None
+            try:
+                ident = get("SYSLOG_IDENTIFIER")
+            except KeyError:
+                ident = None
+            try:
+                priority = get("PRIORITY")
+            except KeyError:
+                priority = b""
             kernel = unit not in units and _field(get, "_TRANSPORT") == b"kernel"
             scope = scope_of(unit, ident, kernel)
-            key = (scope.label, _field(get, "PRIORITY") or b"")
+            key = (scope.label, priority)
             entries[key] = entries.get(key, 0) + 1
             nbytes[key] = nbytes.get(key, 0) + len(message)
             flood(scope.label, len(message), rt)

@@ -10,6 +10,7 @@ survive restarts (the follower saves them with the cursor).
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,10 +26,10 @@ from nodeguard.journal.model import (
     journal_event,
     printable,
 )
+from nodeguard.journal.needles import needle_filter
 
 KERNEL_LABEL = "kernel"
 SCOPE_CACHE_MAX = 4096
-_BACKREF = re.compile(r"\\[1-9]|\(\?P=")
 
 
 @dataclass(frozen=True)
@@ -85,15 +86,11 @@ class Scope:
 
 
 def _prefilter(rules: Sequence[Rule]) -> re.Pattern[bytes] | None:
-    patterns = [r.spec.pattern for r in rules] + [
-        r.spec.clear_pattern for r in rules if r.spec.clear_pattern
+    """The needles of every pattern (and clear pattern) of ``rules``; None: run them all."""
+    patterns = [r.spec.pattern.encode() for r in rules] + [
+        r.spec.clear_pattern.encode() for r in rules if r.spec.clear_pattern
     ]
-    if any(_BACKREF.search(p) for p in patterns):
-        return None  # group numbers shift in an alternation: check such rules one by one
-    try:
-        return re.compile("|".join(f"(?:{p})" for p in patterns).encode())
-    except re.error:
-        return None  # e.g. a global flag inside one pattern: no shortcut, still correct
+    return needle_filter(patterns)
 
 
 class RuleSet:
@@ -243,6 +240,9 @@ class Evaluator:
     def __init__(self, config: JournalConfig, rules: RuleSet, state: RuleState) -> None:
         self.rules = rules
         self._flood = config.flood
+        self._window_us = config.flood.window * 1_000_000
+        self._max_entries = config.flood.max_entries or sys.maxsize
+        self._max_bytes = config.flood.max_bytes or sys.maxsize
         self._cap = config.max_events_per_rule
         self._conditions = dict(state.conditions)
         self._rates = {k: list(v) for k, v in state.rates.items()}
@@ -256,14 +256,13 @@ class Evaluator:
 
     def account_flood(self, label: str, nbytes: int, realtime_us: int) -> None:
         """Count one entry against its unit's flood window; report once per window."""
-        window = self._flood.window * 1_000_000
-        bucket = realtime_us // window
         counter = self._floods.get(label)
+        bucket = realtime_us // self._window_us
         if counter is None or counter[0] != bucket:
             counter = self._floods[label] = [bucket, 0, 0, 0]
         counter[1] += 1
         counter[2] += nbytes
-        if not counter[3] and _over(self._flood, counter[1], counter[2]):
+        if not counter[3] and (counter[1] > self._max_entries or counter[2] > self._max_bytes):
             counter[3] = 1
             self._events.append(_flood_event(label, self._flood, counter, realtime_us))
 
@@ -370,12 +369,6 @@ class Evaluator:
             {k: tuple(v) for k, v in self._rates.items() if v},
             {k: (v[0], v[1], v[2], bool(v[3])) for k, v in self._floods.items()},
         )
-
-
-def _over(flood: FloodConfig, entries: int, nbytes: int) -> bool:
-    return (flood.max_entries is not None and entries > flood.max_entries) or (
-        flood.max_bytes is not None and nbytes > flood.max_bytes
-    )
 
 
 def _match_facts(rule: Rule, scope: Scope, text: str, realtime_us: int, cur: str) -> dict[str, Any]:

@@ -94,8 +94,8 @@ class TextLogReader:
         at_end = True
         for source in self._sources:
             key = str(source.log.path)
-            state = _FileRead(source, evaluator, counts, now_us, events)
-            offset = state.follow(saved.get(key), budget, self._euid)
+            state = _FileRead(source, evaluator, counts, now_us, events=events, euid=self._euid)
+            offset = state.follow(saved.get(key), budget)
             if offset is not None:
                 offsets[key] = offset
             lines += state.lines
@@ -114,16 +114,24 @@ class _FileRead:
     """One file's read: where to start, then its complete lines through the rules."""
 
     def __init__(
-        self, source: _Source, ev: Evaluator, counts: Counts, now_us: int, events: list[Event]
+        self,
+        source: _Source,
+        ev: Evaluator,
+        counts: Counts,
+        now_us: int,
+        *,
+        events: list[Event],
+        euid: int,
     ) -> None:
         self.source, self.ev, self.counts, self.now_us = source, ev, counts, now_us
+        self.euid = euid
         self.events = events
         self.lines = self.consumed = 0
         self.at_end = True
 
-    def follow(self, saved: TextOffset | None, budget: int, euid: int) -> TextOffset | None:
+    def follow(self, saved: TextOffset | None, budget: int) -> TextOffset | None:
         path = self.source.log.path
-        with _open_log(path, euid, self._problem) as opened:
+        with _open_log(path, self.euid, self._problem) as opened:
             if opened is None:
                 return saved
             fd, st = opened
@@ -155,19 +163,34 @@ class _FileRead:
     def _finish_rotated(self, saved: TextOffset, budget: int) -> None:
         path = self.source.log.path
         for name in _siblings(path):
-            with contextlib.suppress(OSError):
-                st = os.lstat(path.parent / name)
-                if (st.st_dev, st.st_ino) == (saved.dev, saved.ino) and stat.S_ISREG(st.st_mode):
-                    fd = os.open(path.parent / name, _OPEN_FLAGS)
-                    try:
-                        self._consume(fd, st.st_ino, min(saved.offset, st.st_size), budget)
-                    finally:
-                        os.close(fd)
-                    return
+            if self._finish_one(path.parent / name, saved, budget):
+                return
         self._problem(
             "rotated away before it was read to the end; lines written after offset "
             f"{saved.offset} of the old file were not checked"
         )
+
+    def _finish_one(self, candidate: Path, saved: TextOffset, budget: int) -> bool:
+        """Read the rest of ``candidate`` if it is the saved file (checked on the open fd)."""
+        try:
+            st = os.lstat(candidate)
+            if (st.st_dev, st.st_ino) != (saved.dev, saved.ino):
+                return False
+            fd = os.open(candidate, _OPEN_FLAGS)
+        except OSError:
+            return False
+        try:
+            st = os.fstat(fd)
+            same = (
+                (st.st_dev, st.st_ino) == (saved.dev, saved.ino)
+                and _untrusted(st, self.euid) is None
+                and _head(fd, saved.head_len) == saved.head
+            )
+            if same:
+                self._consume(fd, st.st_ino, min(saved.offset, st.st_size), budget)
+            return same
+        finally:
+            os.close(fd)
 
     def _consume(self, fd: int, ino: int, start: int, budget: int) -> int:
         """Process complete lines from ``start``; return the offset after the last one."""

@@ -13,6 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
+from nodeguard.journal import follow
 from nodeguard.journal.follow import follow_once
 from nodeguard.journal.model import JournalKind
 from nodeguard.journal.state import STATE_NAME
@@ -234,3 +237,22 @@ def test_sigkilled_followers_lose_nothing_and_repeat_at_most_one_batch(tmp_path:
         assert after[0] <= before[-1] + 1, "entries lost across a kill"
         assert after[0] >= before[-1] + 1 - batch, "more than one batch repeated after a kill"
     assert segments[0][0] == 0 and segments[-1][-1] == total - 1
+
+
+def test_reopening_the_reader_mid_run_loses_and_repeats_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(follow, "REOPEN_ENTRIES", 700)  # reopen every 7 batches of 100
+    directory = _journal(tmp_path)
+    stream = Stream()
+    append(directory / "system.journal", seq_entries(stream, 0, 5000))
+    sink = Collected()
+
+    result = follow_once(
+        seq_config(tmp_path, directory, batch=100, lookback="1d"),
+        world_at(Clock(stream.realtime_us + 1_000_000)),
+        sink=sink,
+    )
+
+    assert_exactly_once(seqs(sink.events), range(5000))
+    assert result.metrics.cursor_resets == 0

@@ -332,8 +332,8 @@ RETENTION = Section(
         Field(
             "max_use",
             Kind.SIZE,
-            "Archived journal files beyond this size are vacuumed, "
-            "oldest first. Null: not enforced.",
+            "While the journal's files (active ones included) take more than this, archived "
+            "files are vacuumed, oldest first. Null: not enforced.",
             None,
             nullable=True,
             example="2Gi",
@@ -350,7 +350,8 @@ RETENTION = Section(
             "floor",
             Kind.SIZE,
             "When the disk guard finds the journal's filesystem "
-            "critical, archived files are vacuumed down to this size.",
+            "critical, archived files are vacuumed until the journal takes at most this (or "
+            "no archived file is left).",
             "256Mi",
         ),
     ),

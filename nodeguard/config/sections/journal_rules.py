@@ -110,7 +110,7 @@ BUILTIN_RULES: tuple[BuiltinRule, ...] = (
         "kubelet",
         _EVICTION,
         'klog.InfoS("Eviction manager: attempting to reclaim", "resourceName", resourceToReclaim);'
-        ' before 1.20: klog.Warningf("eviction manager: attempting to reclaim %v", ...)',
+        ' older kubelets: klog.Warningf("eviction manager: attempting to reclaim %v", ...)',
     ),
     BuiltinRule(
         _spec(
@@ -122,7 +122,7 @@ BUILTIN_RULES: tuple[BuiltinRule, ...] = (
         "kubelet",
         _EVICTION,
         'klog.InfoS("Eviction manager: must evict pod(s) to reclaim", "resourceName", ...);'
-        ' before 1.20: klog.Infof("eviction manager: must evict pod(s) to reclaim %v", ...)',
+        ' older kubelets: klog.Infof("eviction manager: must evict pod(s) to reclaim %v", ...)',
     ),
     BuiltinRule(
         _spec(
@@ -145,7 +145,7 @@ BUILTIN_RULES: tuple[BuiltinRule, ...] = (
         "kubelet",
         "pkg/kubelet/kubelet.go, Kubelet.StartGarbageCollection",
         'klog.ErrorS(err, "Image garbage collection failed multiple times in a row");'
-        ' before 1.20: klog.Errorf("Image garbage collection failed multiple times in a row:'
+        ' older kubelets: klog.Errorf("Image garbage collection failed multiple times in a row:'
         ' %v", err)',
     ),
     BuiltinRule(
@@ -158,7 +158,7 @@ BUILTIN_RULES: tuple[BuiltinRule, ...] = (
         "kubelet",
         "pkg/kubelet/images/image_gc_manager.go, realImageGCManager.GarbageCollect",
         'fmt.Errorf("Failed to garbage collect required amount of images. Attempted to free'
-        ' %d bytes, but only found %d bytes eligible to free."); before 1.29: "failed to'
+        ' %d bytes, but only found %d bytes eligible to free."); older kubelets: "failed to'
         " garbage collect required amount of images. Wanted to free %d bytes, but freed %d"
         ' bytes" (the err of the line above)',
     ),
@@ -179,9 +179,9 @@ BUILTIN_RULES: tuple[BuiltinRule, ...] = (
         ),
         "kubelet",
         "pkg/kubelet/logs/container_log_manager.go, containerLogManager.processContainer"
-        " and Start (rotateLogs before 1.30)",
+        " and Start (rotateLogs in older kubelets)",
         'klog.ErrorS(err, "Failed to rotate log for container", ...); klog.ErrorS(err,'
-        ' "Failed to rotate container logs"); before 1.21: klog.Errorf("Failed to rotate'
+        ' "Failed to rotate container logs"); older kubelets: klog.Errorf("Failed to rotate'
         ' log %q for container %q: %v", ...)',
     ),
     BuiltinRule(
@@ -195,12 +195,13 @@ BUILTIN_RULES: tuple[BuiltinRule, ...] = (
     ),
     BuiltinRule(
         _spec(
-            "NoSpaceLeftOnDevice", r"(?i:no space left on device)", "critical", RUNTIMES_AND_KUBELET
+            "NoSpaceLeftOnDevice", r"[Nn]o space left on device", "critical", RUNTIMES_AND_KUBELET
         ),
         "containerd, dockerd, cri-o/conmon, kubelet",
         "strerror(ENOSPC) inside an error: containerd's PullImage/StartContainer failures"
         " (instrumentedService), dockerd's layer registration"
-        " (daemon/internal/distribution/xfer/download.go) and log writes, conmon's %m",
+        " (daemon/internal/distribution/xfer/download.go, LayerDownloadManager.makeDownloadFunc:"
+        ' "failed to register layer: ...") and log writes, conmon\'s %m',
         '"no space left on device" (Go syscall.ENOSPC.Error()); conmon prints C strerror'
         ' "No space left on device"',
     ),
@@ -213,7 +214,7 @@ BUILTIN_RULES: tuple[BuiltinRule, ...] = (
         ),
         "dockerd",
         "daemon/logger/logger_error.go, logDriverError (Docker 23+; daemon/logger/ring.go"
-        " and copier.go, Copier.copySrc, in 20.10)",
+        " (RingLogger.run) and copier.go (Copier.copySrc) in 20.10)",
         '.Error("Error writing log message") with fields driver, error, message; 20.10:'
         ' logrus.Errorf("Failed to log msg %q for logger %s: %s", ...)',
     ),
@@ -237,7 +238,7 @@ BUILTIN_RULES: tuple[BuiltinRule, ...] = (
     BuiltinRule(
         _spec("ConmonLogRotateFailed", r"Failed to rotate log file", "error", CRIO),
         "cri-o (conmon)",
-        "src/ctr_logging.c, perform_file_rotation (conmon 2.1.14+)",
+        "src/ctr_logging.c, perform_file_rotation (conmon 2.2.0+)",
         'nwarnf("Failed to rotate log file: %m")',
     ),
     BuiltinRule(

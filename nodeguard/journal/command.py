@@ -1,0 +1,303 @@
+"""``nodeguard journal``: scan, follow, usage, vacuum.
+
+Rendering only: the work is in ``follow.py`` and ``retention.py``. Matches are printed per
+batch before the batch's cursor is saved, so an interrupted ``follow`` never skips a
+match it did not print (it may print the last batch again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:  # the work modules load only when this command runs
+    from nodeguard.config.model import Config
+    from nodeguard.events import Event
+    from nodeguard.journal.model import JournalResult
+    from nodeguard.journal.retention import Usage, VacuumResult
+    from nodeguard.world import World
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``nodeguard journal``."""
+    parser = sub.add_parser(
+        "journal", help="journald: disk-trouble rules over kubelet, runtime and kernel messages"
+    )
+    actions = parser.add_subparsers(dest="journal_command", required=True, metavar="ACTION")
+    scan = actions.add_parser("scan", help="apply the rules to the journal now; change nothing")
+    scan.add_argument(
+        "--since",
+        metavar="TIME",
+        help="how far back: a duration (30m, 2h, 1d) or a time (2025-11-30T08:00:00Z); "
+        "default journal.lookback",
+    )
+    scan.add_argument("--json", action="store_true", help="one JSON document with the matches")
+    follow = actions.add_parser(
+        "follow", help="from the saved cursor to the end, printing matches and saving the cursor"
+    )
+    follow.add_argument("--once", action="store_true", help="stop at the end (else: live)")
+    follow.add_argument("--json", action="store_true", help="one JSON object per line")
+    usage = actions.add_parser("usage", help="the journal's disk use (as journalctl --disk-usage)")
+    usage.add_argument("--json", action="store_true", help="machine-readable")
+    vacuum = actions.add_parser(
+        "vacuum", help="remove archived journal files beyond journal.retention max_use/max_age"
+    )
+    vacuum.add_argument("-n", "--dry-run", action="store_true", help="only say what would go")
+    vacuum.add_argument("--json", action="store_true", help="machine-readable")
+    parser.set_defaults(handler=handler)
+
+
+def handler(args: argparse.Namespace, config: Config) -> int:
+    """The CLI entry: the real World, stdout and stderr."""
+    from nodeguard.world import World
+
+    return run(args, config, World(), sys.stdout, sys.stderr)
+
+
+def run(args: argparse.Namespace, config: Config, world: World, out: TextIO, err: TextIO) -> int:
+    from nodeguard.state import LockBusy, StateDirUnsafe
+
+    action = {"scan": _scan, "follow": _follow, "usage": _usage, "vacuum": _vacuum}
+    try:
+        return action[args.journal_command](args, config, world, out, err)
+    except LockBusy as exc:
+        print(f"nodeguard: {exc}", file=err)
+        return EXIT_LOCKED
+    except StateDirUnsafe as exc:
+        print(f"nodeguard: unsafe state folder: {exc}; nothing was changed", file=err)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+# --- scan and follow ----------------------------------------------------------------------
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """A duration back from ``now`` or an ISO 8601 time (naive: local time); ValueError."""
+    from nodeguard.config.units import parse_duration
+
+    try:
+        return now - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither a duration (30m, 2h) nor a time (2025-11-30T08:00:00Z)"
+        ) from None
+    return when if when.tzinfo else when.astimezone()
+
+
+def _scan(args: argparse.Namespace, config: Config, world: World, out: TextIO, err: TextIO) -> int:
+    from nodeguard.journal.follow import scan
+
+    now = world.now()
+    try:
+        since = parse_since(args.since, now) if args.since else None
+    except ValueError as exc:
+        print(f"nodeguard: --since: {exc}", file=err)
+        return EXIT_USAGE
+    start = since or now - timedelta(seconds=config.journal.lookback)
+    if not args.json:
+        return _exit_code(scan(config, world, start, sink=_TextPrinter(out, err)))
+    kept = _Collector()  # every event, not only the ones a JournalResult keeps
+    result = scan(config, world, start, sink=kept)
+    out.write(json.dumps(result_document(replace(result, events=tuple(kept.events))), indent=2))
+    out.write("\n")
+    return _exit_code(result)
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def __call__(self, events: Sequence[Event]) -> None:
+        self.events.extend(events)
+
+
+def _follow(
+    args: argparse.Namespace, config: Config, world: World, out: TextIO, err: TextIO
+) -> int:
+    from nodeguard.journal.follow import follow_live, follow_once
+
+    printer = _JsonLinesPrinter(out, err) if args.json else _TextPrinter(out, err)
+    if args.once:
+        return _exit_code(follow_once(config, world, sink=printer))
+    _stop_on_signals(world)
+    return _exit_code(follow_live(config, world, printer))
+
+
+def _stop_on_signals(world: World) -> None:
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        world.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
+def _exit_code(result: JournalResult) -> int:
+    from nodeguard.events import Severity
+    from nodeguard.journal.model import JournalKind
+
+    failed = (JournalKind.UNAVAILABLE, JournalKind.STATE_UNWRITABLE, JournalKind.READ_ERROR)
+    problems = [e for e in result.events if e.kind in failed and e.severity >= Severity.WARNING]
+    return EXIT_FAILED if problems and result.entries_read == 0 else EXIT_OK
+
+
+def _is_match(event: Event) -> bool:
+    return str(event.kind) in ("match", "rate", "condition-active")
+
+
+def match_dict(event: Event) -> dict[str, Any]:
+    facts = dict(event.facts)
+    return {
+        "rule": facts.get("rule"),
+        "unit": facts.get("unit"),
+        "message": facts.get("message"),
+        "cursor": facts.get("cursor"),
+        "time": facts.get("time"),
+        "severity": event.severity.name.lower(),
+        "kind": str(event.kind),
+    }
+
+
+def result_document(result: JournalResult) -> dict[str, Any]:
+    return {
+        "matches": [match_dict(e) for e in result.events if _is_match(e)],
+        "events": [e.as_dict() for e in result.events if not _is_match(e)],
+        "conditions": [
+            {
+                "rule": c.rule,
+                "unit": c.unit,
+                "since": _iso(c.since),
+                "last": _iso(c.last),
+                "message": c.message,
+                "cursor": c.cursor,
+            }
+            for c in result.conditions
+        ],
+        "entries_read": result.entries_read,
+        "caught_up": result.caught_up,
+        "metrics": result.metrics.as_dict(),
+    }
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
+class _TextPrinter:
+    """Matches to stdout, one line each; other events to stderr. Flushed per batch."""
+
+    def __init__(self, out: TextIO, err: TextIO) -> None:
+        self.out, self.err = out, err
+
+    def __call__(self, events: Sequence[Event]) -> None:
+        for event in events:
+            if _is_match(event):
+                facts = event.facts
+                self.out.write(
+                    f"{facts.get('time', '-')} {event.severity.name:<8} {facts.get('rule')} "
+                    f"{facts.get('unit')}: {facts.get('message')}\n"
+                )
+            else:
+                self.err.write(
+                    f"nodeguard: journal: {event.severity.name.lower()}: {event.reason}\n"
+                )
+        self.out.flush()
+        self.err.flush()
+
+
+class _JsonLinesPrinter:
+    """One JSON object per event and line (matches with rule, unit, message, cursor, time)."""
+
+    def __init__(self, out: TextIO, err: TextIO) -> None:
+        self.out = out
+
+    def __call__(self, events: Sequence[Event]) -> None:
+        for event in events:
+            body = match_dict(event) if _is_match(event) else event.as_dict()
+            self.out.write(json.dumps(body, sort_keys=True) + "\n")
+        self.out.flush()
+
+
+# --- usage and vacuum --------------------------------------------------------------------
+
+
+def _usage(args: argparse.Namespace, config: Config, world: World, out: TextIO, err: TextIO) -> int:
+    from nodeguard.journal.retention import journal_usage
+
+    usage = journal_usage(config, world)
+    if args.json:
+        out.write(json.dumps(usage.as_dict(), indent=2) + "\n")
+    else:
+        out.write(_usage_text(usage))
+    return EXIT_OK
+
+
+def _usage_text(usage: Usage) -> str:
+    from nodeguard.journal.retention import format_bytes
+
+    lines = [usage.text()]
+    for item in usage.files:
+        state = "archived" if item.archived else "active"
+        lines.append(f"  {format_bytes(item.usage):>8}  {state:<8}  {item.path}")
+    return "\n".join(lines) + "\n"
+
+
+def _vacuum(
+    args: argparse.Namespace, config: Config, world: World, out: TextIO, err: TextIO
+) -> int:
+    from nodeguard.journal.retention import enforce_retention
+
+    retention = config.journal.retention
+    if retention.max_use is None and retention.max_age is None:
+        print(
+            "nodeguard: journal.retention.max_use and max_age are null: nothing to enforce; "
+            "nothing was changed",
+            file=err,
+        )
+        return EXIT_OK
+    result = enforce_retention(config, world, dry_run=args.dry_run)
+    if args.json:
+        out.write(json.dumps(_vacuum_document(result), indent=2) + "\n")
+    else:
+        out.write(_vacuum_text(result))
+    failures = [e for e in result.events if str(e.kind) == "vacuum-failed"]
+    for event in failures:
+        print(f"nodeguard: {event.reason}", file=err)
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def _vacuum_document(result: VacuumResult) -> dict[str, Any]:
+    return {
+        "dry_run": result.dry_run,
+        "removed": [{"path": f.path, "bytes": f.usage} for f in result.removed],
+        "freed_bytes": result.freed,
+        "before": result.before.as_dict(),
+        "after": result.after.as_dict(),
+        "events": [e.as_dict() for e in result.events],
+    }
+
+
+def _vacuum_text(result: VacuumResult) -> str:
+    from nodeguard.journal.retention import format_bytes
+
+    verb = "would remove" if result.dry_run else "removed"
+    lines = [f"{verb}: {f.path} ({format_bytes(f.usage)})" for f in result.removed]
+    lines.append(
+        f"{verb} {len(result.removed)} archived files, {format_bytes(result.freed)}; "
+        f"journal now {format_bytes(result.after.total)}"
+    )
+    return "\n".join(lines) + "\n"

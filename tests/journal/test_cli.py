@@ -1,0 +1,132 @@
+"""``nodeguard journal scan|follow|usage|vacuum`` over real journal files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO, run_cli
+from tests.journal.conftest import sample_entry, write_config
+from tests.journal.journalfiles import Stream, append
+from tests.journal.samples import SAMPLES
+from tests.journal.seq import seq_entries, seq_journal_settings
+
+LONG_AGO = "2000d"  # the test journals are dated 2025-11-30; the CLI uses the real clock
+
+
+def _samples_journal(tmp_path: Path) -> Path:
+    directory = tmp_path / "journal"
+    directory.mkdir()
+    stream = Stream()
+    append(directory / "system.journal", [sample_entry(stream, s) for s in SAMPLES])
+    return directory
+
+
+def test_scan_json_lists_matches_and_changes_nothing(tmp_path: Path) -> None:
+    directory = _samples_journal(tmp_path)
+    config = write_config(tmp_path, directory)
+
+    result = run_cli("-c", config, "--no-dropins", "journal", "scan", "--since", LONG_AGO, "--json")
+
+    assert result.code == 0, result.err
+    body = json.loads(result.out)
+    rules = {m["rule"] for m in body["matches"]}
+    assert {"EvictingPods", "ImageGCFailed", "NoSpaceLeftOnDevice", "Ext4Error"} <= rules
+    for match in body["matches"]:
+        assert set(match) >= {"rule", "unit", "message", "cursor", "time"}
+        assert match["cursor"].startswith("s=")
+    assert body["entries_read"] == len(SAMPLES)
+    assert not (tmp_path / "state").exists()
+
+
+def test_scan_text_prints_one_line_per_match(tmp_path: Path) -> None:
+    directory = _samples_journal(tmp_path)
+    config = write_config(tmp_path, directory)
+
+    result = run_cli("-c", config, "--no-dropins", "journal", "scan", "--since", LONG_AGO)
+
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert any(" ERROR    EvictionFailed kubelet.service: " in line for line in lines)
+    assert any("CRITICAL NoSpaceLeftOnDevice docker.service" in line for line in lines)
+
+
+def test_scan_bad_since_is_a_usage_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path, tmp_path)
+
+    result = run_cli("-c", config, "--no-dropins", "journal", "scan", "--since", "yesterdayish")
+
+    assert result.code == 2
+    assert "--since" in result.err and "neither a duration" in result.err
+
+
+def test_follow_once_twice_then_appended_entries_exactly_once(tmp_path: Path) -> None:
+    directory = tmp_path / "journal"
+    directory.mkdir()
+    stream = Stream()
+    append(directory / "system.journal", seq_entries(stream, 0, 5))
+    config = write_config(tmp_path, directory, **seq_journal_settings(lookback=LONG_AGO))
+    argv = ("-c", config, "--no-dropins", "journal", "follow", "--once")
+
+    first, second = run_cli(*argv), run_cli(*argv)
+    append(directory / "system.journal", seq_entries(stream, 5, 3))
+    third = run_cli(*argv, "--json")
+
+    assert first.code == second.code == third.code == 0
+    assert [line.rsplit("=", 1)[1] for line in first.out.splitlines()] == [
+        f"{i:07d}" for i in range(5)
+    ]
+    assert second.out == ""
+    objects = [json.loads(line) for line in third.out.splitlines()]
+    assert [o["message"][-11:] for o in objects] == [f"seq={i:07d}" for i in range(5, 8)]
+    assert all(o["rule"] == "Seq" and o["cursor"].startswith("s=") for o in objects)
+
+
+def test_usage_and_vacuum(tmp_path: Path) -> None:
+    directory = tmp_path / "journal"
+    directory.mkdir()
+    stream = Stream()
+    archived = "system@0123456789abcdef0123456789abcdef-0000000000000001-0005f0a1b2c3d4e5.journal"
+    append(directory / archived, seq_entries(stream, 0, 10))
+    append(directory / "system.journal", seq_entries(stream, 10, 10))
+    config = write_config(tmp_path, directory, retention={"max_use": "1Mi"})
+    expected = subprocess.run(
+        ["journalctl", "-D", str(directory), "--disk-usage"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+    usage = run_cli("-c", config, "--no-dropins", "journal", "usage")
+    dry = run_cli("-c", config, "--no-dropins", "journal", "vacuum", "--dry-run")
+    still_there = (directory / archived).exists()
+    done = run_cli("-c", config, "--no-dropins", "journal", "vacuum")
+
+    assert usage.out.splitlines()[0] == expected
+    assert dry.code == 0 and f"would remove: {directory / archived}" in dry.out
+    assert still_there
+    assert done.code == 0 and f"removed: {directory / archived}" in done.out
+    assert sorted(p.name for p in directory.iterdir()) == ["system.journal"]
+
+
+def test_without_systemd_python_one_clear_message_and_the_rest_runs(tmp_path: Path) -> None:
+    config = write_config(tmp_path, tmp_path, text_logs={"read": "never"})
+    blocked = (
+        "import sys; sys.modules['systemd'] = None\n"  # as if python3-systemd were absent
+        "from nodeguard import cli\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n"
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-c", blocked, "-c", str(config), "--no-dropins", *args]
+        return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
+
+    follow = run("journal", "follow", "--once")
+    validate = run("config", "validate")
+
+    assert follow.returncode == 1
+    assert follow.stderr.count("systemd-python is not installed") == 1, follow.stderr
+    assert "Traceback" not in follow.stderr
+    assert validate.returncode == 0, validate.stderr
