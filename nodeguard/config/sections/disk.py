@@ -44,7 +44,6 @@ class Reclaim:
 
     enabled: bool = True
     keep_rotated: int = 1
-    journal_floor: int = 256 * 1024**2
     cooldown: int = 600
 
 
@@ -195,7 +194,7 @@ RECLAIM = Section(
     "filesystem holding the policies' logs or the journal, nodeguard acts at once, in "
     "order: rotate the logs over their max_size, compress pending rotated files, remove "
     "the oldest rotated files beyond `keep_rotated` per log, vacuum the journal to "
-    "`journal_floor`. It stops after the step that brings free space back above the "
+    "`journal.retention.floor`. It stops after the step that brings free space back above the "
     "alert's threshold plus `hysteresis`. Live logs and files outside the policies are "
     "never touched. See docs/alerts.md.",
     build=Reclaim,
@@ -208,13 +207,6 @@ RECLAIM = Section(
             "whatever the policy's max_files.",
             1,
             minimum=0,
-        ),
-        Field(
-            "journal_floor",
-            Kind.SIZE,
-            "`journalctl --vacuum-size` target for the journal step.",
-            "256Mi",
-            minimum=16 * 1024**2,
         ),
         Field(
             "cooldown",
