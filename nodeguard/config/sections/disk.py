@@ -177,9 +177,10 @@ FILES_FILLING_UP = _filling_section(
 
 KUBELET_EVICTION = Section(
     name="kubelet_eviction",
-    doc="kubelet's hard eviction thresholds on the filesystem holding /var/lib/kubelet "
-    "(nodefs): below them kubelet evicts pods. Its own alert (critical), only where "
-    "/var/lib/kubelet exists. Set them to kubelet's evictionHard values.",
+    doc="kubelet's hard eviction thresholds on the filesystem holding kubelet's root "
+    "(nodefs; the folder of containers.kubelet_config): below them kubelet evicts pods. "
+    "Its own alert (critical), only where that folder exists. Set them to kubelet's "
+    "evictionHard values.",
     build=_kubelet,
     fields=(
         Field("free", Kind.PERCENT, "nodefs.available below this.", "10%"),
@@ -228,7 +229,8 @@ DISK = Section(
             Kind.STR_LIST,
             "Extra filesystems to watch, each named by any absolute path on it. Those "
             "holding the policies' logs, the journal, /var/lib/docker, /var/lib/containerd, "
-            "/var/lib/kubelet and / are always watched.",
+            "kubelet's root (the folder of containers.kubelet_config) and / are always "
+            "watched.",
             [],
             example=["/data"],
         ),
