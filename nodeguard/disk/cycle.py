@@ -406,7 +406,8 @@ def _save(
             }
         )
         save_store(state_dir, store, coarse_changed)
-        cons.save_consumers(state_dir, cstore)
+        if cstore.at == run.now:  # measured this time
+            cons.save_consumers(state_dir, cstore)
     except OSError as exc:
         run.problem(f"cannot save disk state: {exc}", Severity.ERROR)
     _count(run, events_in)
