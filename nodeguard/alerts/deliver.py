@@ -26,7 +26,7 @@ from nodeguard.alerts.metrics import (
     save_counters,
     snapshot_of,
 )
-from nodeguard.alerts.model import AlertState, Status
+from nodeguard.alerts.model import AlertState, Notification, Status
 from nodeguard.alerts.registry import Batch, DeliveryError, SinkSpec, enabled_sinks, get_sink
 from nodeguard.alerts.spool import Spool, load_spool, save_spool
 from nodeguard.alerts.statelock import StateBusy, state_lock
@@ -131,7 +131,14 @@ class Deliverer:
             if spec.name in busy:
                 continue
             batch = _batch(
-                spec, spool, firing, snapshot=snapshot, now=now, node=node, config=config
+                spec,
+                spool,
+                firing,
+                snapshot=snapshot,
+                now=now,
+                node=node,
+                config=config,
+                unqueued=result.unqueued if result else (),
             )
             if batch is None:
                 continue
@@ -178,11 +185,16 @@ def _batch(
     now: float,
     node: str,
     config: Config,
+    unqueued: Sequence[Notification] = (),
 ) -> Batch | None:
     if not spec.spooled:
         return Batch((), firing, snapshot, now, node, False)
     queue = spool.queue(spec.name)
-    if now < queue.next_try:
+    known = {n.id for n in queue.items}
+    items = (*queue.items, *(n for n in unqueued if n.id not in known))
+    # A next_try further ahead than any backoff means the clock stepped back: try now.
+    waiting = now < queue.next_try <= now + config.alerts.delivery.max_backoff
+    if waiting and not unqueued:
         return None
     resend = (
         spec.name == "alertmanager"
@@ -192,9 +204,9 @@ def _batch(
             or now < queue.last_resend
         )
     )
-    if not queue.items and not resend:
+    if not items and not resend:
         return None
-    return Batch(queue.items, firing, snapshot, now, node, resend)
+    return Batch(items, firing, snapshot, now, node, resend)
 
 
 def _start(spec: SinkSpec, batch: Batch, config: Config, world: World) -> _Job:
@@ -319,8 +331,18 @@ def _settle(
         counters = count_events(ledger.counters, events)
         took = max(0.0, world.timestamp() - now)
         counters = record_pass(counters, "alerts", now, took, not ledger.failed)
-        save_spool(config.state_dir, ledger.spool)
-        save_counters(config.state_dir, counters)
+        try:
+            save_spool(config.state_dir, ledger.spool)
+            save_counters(config.state_dir, counters)
+        except OSError as exc:  # a full disk: what was sent may be sent again, never lost
+            _event(
+                events,
+                world,
+                DeliveryKind.PROBLEM,
+                "spool",
+                severity=Severity.ERROR,
+                reason=f"cannot save the spool ({exc}); delivered entries may repeat",
+            )
     return ledger.sent, ledger.failed
 
 

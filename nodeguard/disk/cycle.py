@@ -108,6 +108,7 @@ class DiskResult:
     events: tuple[Event, ...]
     dry_run: bool
     window: int = 0
+    unqueued: tuple[Notification, ...] = ()  # not in the spool (it could not be written)
 
     def fs_metrics(self) -> tuple[FsMetrics, ...]:
         out: list[FsMetrics] = []
@@ -180,6 +181,7 @@ class _Run:
     dry_run: bool
     base: dict[str, str]
     events: list[Event] = field(default_factory=list)
+    unqueued: tuple[Notification, ...] = ()  # transitions the spool could not take
 
     def problem(self, text: str, severity: Severity = Severity.WARNING) -> None:
         self.event(DiskKind.PROBLEM, str(self.config.state_dir), severity, text)
@@ -297,6 +299,7 @@ def _evaluate(
         tuple(run.events),
         run.dry_run or not save,
         config.disk.window,
+        run.unqueued,
     )
 
 
@@ -384,9 +387,16 @@ def _save(
     events_in: Sequence[Event],
 ) -> None:
     state_dir = run.config.state_dir
+    # The spool first: if the states could not be saved after it, the next evaluation
+    # repeats the transition (a duplicate); the other order could lose it.
     try:
-        save_store(state_dir, store, coarse_changed)
-        cons.save_consumers(state_dir, cstore)
+        _queue(run, notes)
+    except OSError as exc:
+        run.unqueued = tuple(notes)
+        run.problem(
+            f"cannot queue alert transitions ({exc}); sending them from memory", Severity.ERROR
+        )
+    try:
         _alerts_doc(state_dir).save(
             {
                 "states": [s.to_json() for s in states.values()],
@@ -395,7 +405,9 @@ def _save(
                 },
             }
         )
-        _queue(run, notes)
+        save_store(state_dir, store, coarse_changed)
+        if cstore.at == run.now:  # measured this time
+            cons.save_consumers(state_dir, cstore)
     except OSError as exc:
         run.problem(f"cannot save disk state: {exc}", Severity.ERROR)
     _count(run, events_in)

@@ -28,11 +28,7 @@ PSEUDO_FSTYPES = frozenset(
     }
 )  # fmt: skip
 
-FIXED_PATHS = (
-    ("/var/lib/containerd", "containerd"),
-    ("/var/lib/kubelet", "kubelet"),
-    ("/", "root"),
-)
+FIXED_PATHS = (("/var/lib/containerd", "containerd"), ("/", "root"))
 JOURNAL_DIRS = ("/var/log/journal", "/run/log/journal")
 # A log folder that does not exist yet is watched through its nearest parent (its logs
 # will land there); the runtimes' folders, the journal and disk.paths must exist.
@@ -96,6 +92,8 @@ def watched_paths(config: Config) -> list[tuple[str, str]]:
     out.append((str(config.containers.pods_dir), "logs"))
     out.append((journal_dir(config), "journal"))
     out.append((str(config.containers.docker_root), "docker"))
+    # kubelet's root (/var/lib/kubelet): the folder of its config file
+    out.append((str(config.containers.kubelet_config.parent), "kubelet"))
     out += list(FIXED_PATHS)
     out += [(p, "extra") for p in config.disk.paths]
     return out

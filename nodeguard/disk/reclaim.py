@@ -10,8 +10,8 @@ brings free space back to the target (the condition's threshold plus hysteresis)
    uncompressed for shippers are compressed now.
 3. ``remove``: the same pass keeping only ``disk.reclaim.keep_rotated`` rotated files
    per log (the minimum retention): the oldest go first.
-4. ``vacuum_journal``: ``journalctl --vacuum-size=disk.reclaim.journal_floor``, when
-   the journal is on that filesystem.
+4. ``vacuum_journal``: archived journal files down to ``journal.retention.floor``
+   (the journal concern's ``vacuum_to_floor``), when the journal is on that filesystem.
 
 Every file step is the rotation engine's own pass (its public ``run_pass``) on a
 derived config, so reclaim inherits its guarantees: live logs are never removed,
@@ -23,12 +23,14 @@ filesystem itself (statvfs before and after).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from nodeguard.config.model import Config, Policy
 from nodeguard.disk.filesystems import Filesystem, holds, static_prefix
+from nodeguard.events import Severity
 from nodeguard.world import DiskUsage, World
 
 STEPS = ("rotate", "compress", "remove", "vacuum_journal")
@@ -138,6 +140,14 @@ class RotationHooks:
         return self._pass([replace(p, max_files=min(p.max_files, keep + 1)) for p in policies])
 
     def vacuum_journal(self, floor: int) -> HookResult:
+        try:  # the journal concern's own vacuum, where it is installed
+            retention: Any = importlib.import_module("nodeguard.journal.retention")
+        except ImportError:
+            retention = None
+        if retention is not None and hasattr(retention, "vacuum_to_floor"):
+            done = retention.vacuum_to_floor(self.config, self.world)
+            ok = not any(e.severity >= Severity.ERROR for e in done.events)
+            return HookResult(len(done.removed), ok, f"{len(done.removed)} archived files")
         argv = ["journalctl", f"--vacuum-size={floor}"]
         if self.config.journal.directory is not None:
             argv += ["--directory", str(self.config.journal.directory)]
@@ -189,7 +199,8 @@ def reclaim(
             ("remove", lambda: hooks.remove_rotated(policies, cfg.keep_rotated)),
         ]
     if "journal" in fs.roles:
-        steps.append(("vacuum_journal", lambda: hooks.vacuum_journal(cfg.journal_floor)))
+        floor = config.journal.retention.floor
+        steps.append(("vacuum_journal", lambda: hooks.vacuum_journal(floor)))
     usage = world.disk_usage(fs.probe)
     before = _ratio(usage)
     done: list[StepOutcome] = []

@@ -83,7 +83,11 @@ def _rate(per_s: float) -> str:
 
 
 def chart_rows(r: FsReport) -> list[str]:
-    """Used space over the window (█) and its projection (░) up to full, in block rows."""
+    """Used space over the window (█) and the projection (░) up to full, in block rows.
+
+    The history columns span the window; the projection columns span from now to full
+    (at most four windows ahead), so the two halves have their own time scales.
+    """
     u = r.usage
     if u is None or not u.total or not r.window:
         return []
@@ -93,27 +97,33 @@ def chart_rows(r: FsReport) -> list[str]:
         _used_at(r.window, t0 + span * (i + 1) / CHART_HISTORY, u.total)
         for i in range(CHART_HISTORY)
     ]
-    ahead: list[float] = []
-    fc = r.space
-    if fc is not None and fc.rate > 0:
-        step = span / CHART_HISTORY
-        free_now = r.window[-1][1]
-        ahead = [
-            min(1.0, 1 - max(0.0, free_now - fc.rate * step * (i + 1)) / u.total)
-            for i in range(CHART_AHEAD)
-        ]
+    ahead, reach = _projection(r, span)
     rows = []
     for row in range(CHART_ROWS, 0, -1):
-        line = "".join(_cell(v, row) for v in used) + "".join(
-            _cell(v, row).replace("█", "░") if _cell(v, row) != " " else " " for v in ahead
-        )
+        past = "".join(_cell(v, row) for v in used)
+        future = "".join("░" if v * CHART_ROWS - (row - 1) >= 0.5 else " " for v in ahead)
         label = (
             f"{100 * row // CHART_ROWS:3d}% " if row in (CHART_ROWS, CHART_ROWS // 2) else "     "
         )
-        rows.append(label + "│" + line)
-    span_text = duration_text(span)
-    rows.append("     └" + f"-{span_text}".ljust(CHART_HISTORY - 3, "─") + "now" + "─" * len(ahead))
+        rows.append(label + "│" + past + future)
+    axis = f"-{duration_text(span)}".ljust(CHART_HISTORY - 3, "─") + "now"
+    if ahead:
+        axis += f"+{duration_text(reach[0])}{' (full)' if reach[1] else ''}".rjust(CHART_AHEAD, "─")
+    rows.append("     └" + axis)
     return rows
+
+
+def _projection(r: FsReport, span: float) -> tuple[list[float], tuple[float, bool]]:
+    fc, u = r.space, r.usage
+    if fc is None or fc.rate <= 0 or fc.seconds_to_full is None or u is None:
+        return [], (0.0, False)
+    horizon = min(fc.seconds_to_full, 4 * span)
+    free_now = r.window[-1][1]
+    ahead = [
+        min(1.0, 1 - max(0.0, free_now - fc.rate * horizon * (i + 1) / CHART_AHEAD) / u.total)
+        for i in range(CHART_AHEAD)
+    ]
+    return ahead, (horizon, horizon >= fc.seconds_to_full)
 
 
 def _used_at(window: Sequence[tuple[float, int]], t: float, total: int) -> float:

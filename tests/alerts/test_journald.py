@@ -32,11 +32,23 @@ def _entries(tmp_path: Path, config: Path, notes: list[dict[str, object]]) -> li
     notes_file = tmp_path / "notes.json"
     notes_file.write_text(json.dumps(notes))
     done = subprocess.run(
-        [unshare, "--mount", "--propagation", "private", sys.executable, str(PROBE),
-         str(config), str(notes_file)],
-        capture_output=True, text=True, check=False, cwd=REPO, timeout=60,
+        [
+            unshare,
+            "--mount",
+            "--propagation",
+            "private",
+            sys.executable,
+            str(PROBE),
+            str(config),
+            str(notes_file),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+        timeout=60,
         env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr
     entries: list[dict[str, str]] = json.loads(done.stdout)
     return entries

@@ -161,3 +161,19 @@ def test_a_slow_sink_does_not_hold_up_the_others(tmp_path: Path) -> None:
         assert "textfile" in report.sent
         assert "webhook" not in report.sent
         assert got.bodies == []  # the receiver is still holding the request
+
+
+def test_an_alert_is_sent_even_when_the_state_folder_cannot_be_written(tmp_path: Path) -> None:
+    """The disk that fills may hold the state folder: the alert must still go out."""
+    with receiver() as (url, got):
+        config = _config(tmp_path, url)
+        world = fake_world(Clock(), Probe(free=2 * GIB))
+        (tmp_path / "state").mkdir(mode=0o700)
+        (tmp_path / "state" / "alert-spool.json").mkdir()  # every write of it fails
+        result = disk_cycle(config, world)
+        assert result.unqueued and any(
+            "sending them from memory" in e.reason for e in result.events
+        )
+        report = deliver(config, world, result)
+    assert report.sent == {"webhook": 2}
+    assert {n["status"] for n in got.bodies[0]["notifications"]} == {"firing"}

@@ -34,7 +34,7 @@ def write_config(
             "pods_dir": str(tmp_path / "pods"),
             "containers_dir": str(tmp_path / "containers"),
             "docker_root": str(tmp_path / "docker"),
-            "kubelet_config": str(tmp_path / "kubelet.yaml"),
+            "kubelet_config": str(tmp_path / "no-kubelet" / "config.yaml"),
             **(containers or {}),
         },
         "journal": {"directory": str(tmp_path / "journal")},

@@ -254,3 +254,42 @@ def test_filling_up_names_the_top_consumers_with_their_rates(tmp_path: Path) -> 
     assert 3_000_000 < rate < 4_200_000  # 300 kB per 5 minutes
     alert = next(a for a in result.alerts if a.alertname == "NodeguardFilesystemSpaceFillingUp")
     assert "shop/cart-7f9/server (container log) +" in alert.annotations["description"]
+
+
+def test_inodes_running_out_fire_their_own_alerts(tmp_path: Path) -> None:
+    config = load(tmp_path, disk={"out_of_files": {"for": "0s"}, "files_filling_up": {"for": "0s"}})
+    clock, probe = Clock(), Probe(free=50 * GIB, inodes_total=1_000_000, inodes_free=300_000)
+    world = fake_world(clock, probe)
+    names: set[tuple[str, str]] = set()
+    for _ in range(30):  # 100k inodes an hour, 5-minute steps
+        result = disk_cycle(config, world)
+        names |= {(n.labels["alertname"], n.labels["severity"]) for n in result.notifications}
+        clock.t += 300
+        probe.inodes_free -= 100_000 // 12
+    assert ("NodeguardFilesystemFilesFillingUp", "warning") in names
+    assert not any(n.startswith("NodeguardFilesystemSpace") for n, _ in names)
+    probe.inodes_free = 20_000
+    result = disk_cycle(config, world)
+    fired = {(n.labels["alertname"], n.labels["severity"]) for n in result.notifications}
+    assert ("NodeguardFilesystemAlmostOutOfFiles", "critical") in fired
+
+
+def test_kubelets_eviction_threshold_is_its_own_alert_on_its_filesystem(tmp_path: Path) -> None:
+    kubelet = tmp_path / "kubelet"
+    kubelet.mkdir()
+    config = load(tmp_path, containers={"kubelet_config": str(kubelet / "config.yaml")})
+    probe = Probe(free=8 * GIB)  # 8%: above out-of-space, below kubelet's 10%
+    clock = Clock()
+    world = fake_world(clock, probe)
+    disk_cycle(config, world)
+    clock.t += 60
+    result = disk_cycle(config, world)
+    fired = [
+        n
+        for n in result.notifications
+        if n.labels["alertname"] == "NodeguardKubeletEvictionThreshold"
+    ]
+    assert len(fired) == 1 and fired[0].labels["severity"] == "critical"
+    kubelet_fs = next(r.fs for r in result.filesystems if "kubelet" in r.fs.roles)
+    assert fired[0].labels["mountpoint"] == kubelet_fs.mountpoint
+    assert "nodefs.available 8.0%" in fired[0].annotations["description"]

@@ -130,8 +130,11 @@ def test_the_alert_fires_before_full_names_the_writer_and_reclaim_frees_rotated_
     assert described, "no filling-up alert named its consumers"
     assert f"Top consumers of the growth: {live} (policy app) +" in described[-1]
 
-    steps = {e.facts["reclaim_step"]: e.facts["bytes_freed"] for e in reclaimed.events
-             if e.kind is DiskKind.RECLAIM_STEP}  # fmt: skip
+    steps = {
+        e.facts["reclaim_step"]: e.facts["bytes_freed"]
+        for e in reclaimed.events
+        if e.kind is DiskKind.RECLAIM_STEP
+    }
     assert steps["remove"] >= 12 * MIB
     assert any(e.kind is DiskKind.RECLAIMED for e in reclaimed.events)
     assert _free_ratio(tmpfs) >= 0.35
@@ -151,8 +154,10 @@ def _run_until_reclaimed(config, fs: Mounted, results: list[DiskResult]) -> Disk
         if _free_ratio(fs) < 0.02:
             break
         time.sleep(1)
-    pytest.fail(f"no reclaim before the disk filled ({_free_ratio(fs):.1%} free): "
-                f"{[e.reason for r in results[-3:] for e in r.events]}")  # fmt: skip
+    pytest.fail(
+        f"no reclaim before the disk filled ({_free_ratio(fs):.1%} free): "
+        f"{[e.reason for r in results[-3:] for e in r.events]}"
+    )
 
 
 def test_reclaim_that_cannot_free_enough_raises_its_alert_and_touches_nothing_else(

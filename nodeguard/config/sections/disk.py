@@ -44,7 +44,6 @@ class Reclaim:
 
     enabled: bool = True
     keep_rotated: int = 1
-    journal_floor: int = 256 * 1024**2
     cooldown: int = 600
 
 
@@ -178,9 +177,10 @@ FILES_FILLING_UP = _filling_section(
 
 KUBELET_EVICTION = Section(
     name="kubelet_eviction",
-    doc="kubelet's hard eviction thresholds on the filesystem holding /var/lib/kubelet "
-    "(nodefs): below them kubelet evicts pods. Its own alert (critical), only where "
-    "/var/lib/kubelet exists. Set them to kubelet's evictionHard values.",
+    doc="kubelet's hard eviction thresholds on the filesystem holding kubelet's root "
+    "(nodefs; the folder of containers.kubelet_config): below them kubelet evicts pods. "
+    "Its own alert (critical), only where that folder exists. Set them to kubelet's "
+    "evictionHard values.",
     build=_kubelet,
     fields=(
         Field("free", Kind.PERCENT, "nodefs.available below this.", "10%"),
@@ -195,7 +195,7 @@ RECLAIM = Section(
     "filesystem holding the policies' logs or the journal, nodeguard acts at once, in "
     "order: rotate the logs over their max_size, compress pending rotated files, remove "
     "the oldest rotated files beyond `keep_rotated` per log, vacuum the journal to "
-    "`journal_floor`. It stops after the step that brings free space back above the "
+    "`journal.retention.floor`. It stops after the step that brings free space back above the "
     "alert's threshold plus `hysteresis`. Live logs and files outside the policies are "
     "never touched. See docs/alerts.md.",
     build=Reclaim,
@@ -208,13 +208,6 @@ RECLAIM = Section(
             "whatever the policy's max_files.",
             1,
             minimum=0,
-        ),
-        Field(
-            "journal_floor",
-            Kind.SIZE,
-            "`journalctl --vacuum-size` target for the journal step.",
-            "256Mi",
-            minimum=16 * 1024**2,
         ),
         Field(
             "cooldown",
@@ -236,7 +229,8 @@ DISK = Section(
             Kind.STR_LIST,
             "Extra filesystems to watch, each named by any absolute path on it. Those "
             "holding the policies' logs, the journal, /var/lib/docker, /var/lib/containerd, "
-            "/var/lib/kubelet and / are always watched.",
+            "kubelet's root (the folder of containers.kubelet_config) and / are always "
+            "watched.",
             [],
             example=["/data"],
         ),
