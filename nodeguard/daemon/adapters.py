@@ -82,7 +82,7 @@ def run_rotation(ctx: Context, options: PassOptions) -> Outcome:
         text = command._header(ctx.config, options.policies) + report.render_text()
         data = _report_data(report)
     return Outcome(
-        events=(*events, _pass_event(summary, events)),
+        events=(*events, _pass_event(summary)),
         summary=summary,
         text=text,
         data=data,
@@ -172,8 +172,7 @@ def pass_summary(report: Report, duration: float, policies: tuple[str, ...]) -> 
     }
 
 
-def _pass_event(summary: dict[str, Any], events: tuple[Event, ...]) -> Event:
-    worst = max((e.severity for e in events), default=Severity.INFO)
+def _pass_event(summary: dict[str, Any]) -> Event:
     scope = ", ".join(summary["policies"]) or "all policies"
     reason = (
         f"pass over {scope} in {summary['duration']:.1f}s: {summary['rotated']} rotated, "
@@ -181,8 +180,9 @@ def _pass_event(summary: dict[str, Any], events: tuple[Event, ...]) -> Event:
         f"{summary['failed']} failed, {summary['refused']} refused, "
         f"{summary['bytes_freed']} bytes freed"
     )
-    severity = Severity.WARNING if worst >= Severity.WARNING else Severity.INFO
-    return Event(Source.ROTATION, PassKind.PASS, "rotation", severity, reason, summary)
+    # The pass itself is news, not trouble: each failed or refused file is its own
+    # event (and its own alert); a warning here would raise a second, vaguer alert.
+    return Event(Source.ROTATION, PassKind.PASS, "rotation", Severity.INFO, reason, summary)
 
 
 # --- containers ----------------------------------------------------------------

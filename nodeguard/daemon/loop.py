@@ -213,7 +213,7 @@ class Daemon:
     # --- running a part (in its lane's thread) ----------------------------------
 
     def _run(self, part: Part) -> None:
-        ctx = Context(self.config, self.world, inbox=self._take_inbox(part))
+        ctx = Context(self.config, self.world, inbox=self._take_inbox(part), serving=True)
         at, started = self.world.timestamp(), time.monotonic()
         self._done.put(Started(part, at))
         self._wake.set()

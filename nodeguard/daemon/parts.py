@@ -46,6 +46,7 @@ class Context:
     dry_run: bool = False
     inbox: tuple[Event, ...] = ()
     render: bool = False  # run --once: fill Outcome.text and .data (the daemon does not)
+    serving: bool = False  # the running daemon (it serves /metrics); run --once does not
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,10 @@ def table() -> tuple[Part, ...]:
     Built once per daemon, so a part with memory (the size watch) keeps it across
     reloads.
     """
-    from nodeguard.daemon import adapters
+    from nodeguard.daemon import adapters, wiring
     from nodeguard.daemon.sizewatch import SizeWatch
+
+    alert_path = wiring.AlertPath()  # the disk part hands its latest result to delivery
 
     return (
         Part(
@@ -129,11 +132,32 @@ def table() -> tuple[Part, ...]:
             adapters.containers,
             doc="container logs: growth samples, unbounded containers, orphans",
         ),
-        # --- registration points: one line each when the concern lands on main -------
-        # disk guard (nodeguard/disk, issue 9): sampling, forecast and alert evaluation
-        #   Part("disk", lambda c: c.daemon.disk_interval, <disk entry point>),
-        # journald (nodeguard/journal, issue 10): from the saved cursor to the end
-        #   Part("journal", lambda c: c.daemon.journal_interval, <journal entry point>),
-        # alert delivery (nodeguard/alerts, issue 9); last, it consumes the others' events
-        #   Part("alerts", lambda c: c.daemon.alerts_interval, <delivery>, consumes=True),
+        Part(
+            "journal",
+            lambda c: c.daemon.journal_interval,
+            wiring.journal,
+            lane="journal",
+            doc="journald (or text logs) from the saved cursor through the rules",
+        ),
+        Part(
+            "journal-retention",
+            lambda c: c.interval,
+            wiring.journal_retention,
+            lane="journal",
+            doc="the journal's disk use; archived files beyond max_use / max_age vacuumed",
+        ),
+        Part(
+            "disk",
+            lambda c: c.daemon.disk_interval,
+            alert_path.disk,
+            consumes=True,
+            doc="filesystems: usage, forecast, reclaim when critical, alert evaluation "
+            "(the other parts' events included)",
+        ),
+        Part(
+            "alerts",
+            lambda c: c.daemon.alerts_interval,
+            alert_path.deliver,
+            doc="alert delivery: Alertmanager, webhook, journald, textfile; /metrics",
+        ),
     )

@@ -83,8 +83,14 @@ def write_config(path: Path, tmp: Path, **top: Any) -> Path:
             "kubelet_config": str(tmp / "kubelet.yaml"),
         },
         "daemon": {"size_watch_interval": "1s", "stop_timeout": "2s", "log_level": "debug"},
+        # Nothing leaves the test: no Alertmanager, textfile or journald entry of the host's,
+        # and the journal read is an empty folder of the test's own (tests that need the
+        # alert path or a journal set these keys themselves).
+        "alerts": {"alertmanager": {"url": None}, "textfile": None, "journald": False},
+        "journal": {"directory": str(tmp / "journal"), "text_logs": {"read": "never"}},
         "policies": [],
     }
+    (tmp / "journal").mkdir(exist_ok=True)
     body.update(top)
     path.write_text(yaml.safe_dump(body, sort_keys=False), "utf-8")
     return path

@@ -46,7 +46,8 @@ def test_run_once_json_holds_one_document_per_part(tmp_path: Path) -> None:
     assert result.code == 0
     body = json.loads(result.out)
     assert body["dry_run"] is True and body["ok"] is True
-    assert list(body["parts"]) == ["rotation", "containers"]
+    parts = ["rotation", "containers", "journal", "journal-retention", "disk", "alerts"]
+    assert list(body["parts"]) == parts
     files = {(f["path"], f["result"]) for f in body["parts"]["rotation"]["files"]}
     assert (f"{logs}/big.log", "planned") in files
     (row,) = body["parts"]["containers"]["containers"]

@@ -1,0 +1,222 @@
+"""The journal, the disk guard and alert delivery as daemon parts.
+
+Each adapter calls its concern's public entry point and turns the result into an
+:class:`Outcome`; no decision is taken here.
+
+- ``journal``: ``follow_once`` from the saved cursor (a dry run: ``scan`` over the
+  lookback, nothing saved). Its events (rule matches) go to the disk part's inbox.
+- ``journal_retention``: ``enforce_retention`` (max_use / max_age; nothing when unset).
+- ``AlertPath.disk``: ``disk_cycle`` with the other parts' events (journal matches,
+  rotation failures and refusals become alerts there); reclaim through the disk
+  guard's ``RotationHooks`` (the rotation engine's pass and the journal's
+  ``vacuum_to_floor``).
+- ``AlertPath.deliver``: one round of ``Deliverer.deliver`` with the latest disk
+  result (the textfile each round, the spool, Alertmanager's re-sends), and the
+  ``/metrics`` endpoint the running daemon serves when ``alerts.metrics_listen`` is set.
+
+A dry run changes nothing and sends nothing: no cursor, no samples, no spool, no
+textfile, no HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from nodeguard.daemon.parts import Context, DaemonKind, Outcome
+from nodeguard.events import Event, Severity, Source
+from nodeguard.exitcodes import Exit
+from nodeguard.state import LockBusy, StateDirUnsafe
+
+if TYPE_CHECKING:
+    from nodeguard.alerts.deliver import Deliverer
+    from nodeguard.alerts.endpoint import MetricsServer
+    from nodeguard.disk.cycle import DiskResult
+
+log = logging.getLogger("nodeguard.daemon")
+
+
+# --- journal ---------------------------------------------------------------------------
+
+
+def journal(ctx: Context) -> Outcome:
+    """Follow from the saved cursor to the end (dry run: the rules over the lookback)."""
+    from nodeguard.journal.command import result_document
+    from nodeguard.journal.follow import follow_once, scan
+
+    try:
+        if ctx.dry_run:
+            since = ctx.world.now() - timedelta(seconds=ctx.config.journal.lookback)
+            result = scan(ctx.config, ctx.world, since)
+        else:
+            result = follow_once(ctx.config, ctx.world)
+    except LockBusy as exc:
+        return _skipped("journal", f"another follower holds the lock: {exc}")
+    except StateDirUnsafe as exc:
+        return _failed("journal", f"unsafe state folder: {exc}")
+    matches = tuple(result.matches())
+    summary = {
+        "entries_read": result.entries_read,
+        "matches": len(matches),
+        "caught_up": result.caught_up,
+        "lag_seconds": result.metrics.lag_seconds,
+    }
+    if not ctx.render:
+        return Outcome(result.events, summary)
+    return Outcome(
+        result.events,
+        summary,
+        _journal_text(result.events, result.entries_read, ctx.dry_run),
+        result_document(result),
+    )
+
+
+def _journal_text(events: tuple[Event, ...], read: int, dry_run: bool) -> str:
+    scope = "the lookback" if dry_run else "the saved cursor to the end"
+    lines = [f"{read} entries read from {scope}"]
+    for e in events:
+        f = e.facts
+        if str(e.kind) in ("match", "rate", "condition-active"):
+            lines.append(
+                f"{e.severity.name.lower()}: {f.get('time', '-')} {f.get('rule')} "
+                f"{f.get('unit')}: {f.get('message')}"
+            )
+        else:
+            lines.append(f"{e.severity.name.lower()}: {e.subject}: {e.reason}")
+    if len(lines) == 1:
+        lines.append("no findings")
+    return "\n".join(lines) + "\n"
+
+
+def journal_retention(ctx: Context) -> Outcome:
+    """The journal's disk use; archived files beyond max_use / max_age vacuumed."""
+    from nodeguard.journal.retention import enforce_retention
+
+    result = enforce_retention(ctx.config, ctx.world, dry_run=ctx.dry_run)
+    usage = result.after if not ctx.dry_run else result.before
+    summary = {"journal_bytes": usage.total, "freed_bytes": result.freed}
+    if not ctx.render:
+        return Outcome(result.events, summary)
+    text = f"journal: {usage.text()}\n" + "".join(
+        f"{e.severity.name.lower()}: {e.reason}\n" for e in result.events
+    )
+    data = {"usage": usage.as_dict(), "events": [e.as_dict() for e in result.events]}
+    failed = any(e.severity >= Severity.ERROR for e in result.events)
+    return Outcome(result.events, summary, text, data, Exit.FAILED if failed else Exit.OK)
+
+
+# --- disk guard and delivery -------------------------------------------------------------
+
+
+class AlertPath:
+    """The disk part and the delivery part, sharing the latest disk result.
+
+    Built once per daemon (``parts.table()``); the two parts run on different lanes, so
+    a slow sink never delays the disk evaluation. The result is handed over by one
+    reference assignment; the Deliverer and the metrics server live as long as the
+    daemon.
+    """
+
+    def __init__(self) -> None:
+        self._latest: DiskResult | None = None
+        self._deliverer: Deliverer | None = None
+        self._server: MetricsServer | None = None
+        self._listen: tuple[str, int] | None = None
+        self._lock = threading.Lock()
+
+    def disk(self, ctx: Context) -> Outcome:
+        """Sample, forecast, reclaim when critical, evaluate the alerts (the inbox included)."""
+        from nodeguard.disk.cycle import disk_cycle
+        from nodeguard.disk.reclaim import RotationHooks
+        from nodeguard.disk.render import render_text
+
+        hooks = RotationHooks(ctx.config, ctx.world)
+        result = disk_cycle(ctx.config, ctx.world, ctx.inbox, dry_run=ctx.dry_run, hooks=hooks)
+        self._latest = result
+        firing = [a.alertname for a in result.alerts if str(a.status) == "firing"]
+        summary = {
+            "filesystems": len(result.filesystems),
+            "alerts_firing": len(firing),
+            "alerts": sorted(set(firing)),
+            "events_in": len(ctx.inbox),
+        }
+        if not ctx.render:
+            return Outcome(result.events, summary)
+        failed = any(
+            e.severity >= Severity.ERROR and str(e.kind) == "problem" for e in result.events
+        )
+        return Outcome(
+            result.events,
+            summary,
+            render_text(result, chart=False),
+            result.to_json(),
+            Exit.FAILED if failed else Exit.OK,
+        )
+
+    def deliver(self, ctx: Context) -> Outcome:
+        """One delivery round; the daemon's /metrics endpoint gets the same snapshot."""
+        from nodeguard.alerts.deliver import Deliverer
+
+        if ctx.dry_run:
+            text = "dry run: nothing sent (no HTTP, no textfile, no journald entry)\n"
+            return Outcome(summary={"dry_run": True}, text=text, data={"sent": {}, "dry_run": True})
+        with self._lock:
+            if self._deliverer is None:
+                self._deliverer = Deliverer()
+            events = list(self._serve_metrics(ctx)) if ctx.serving else []
+            report = self._deliverer.deliver(
+                ctx.config, ctx.world, self._latest, server=self._server
+            )
+        events += report.events
+        summary = {"sent": dict(report.sent), "failed": dict(report.failed), "busy": report.busy}
+        text = _delivery_text(report.sent, report.failed, report.busy) if ctx.render else ""
+        data = summary if ctx.render else None
+        bad = any(e.severity >= Severity.ERROR for e in events)
+        return Outcome(tuple(events), summary, text, data, Exit.FAILED if bad else Exit.OK)
+
+    def _serve_metrics(self, ctx: Context) -> tuple[Event, ...]:
+        """Start (or move, after a reload) the /metrics endpoint; stop it when unset."""
+        from nodeguard.alerts.deliver import DeliveryKind
+        from nodeguard.alerts.endpoint import start_metrics_server
+
+        listen = ctx.config.alerts.metrics_listen
+        if self._server is not None and listen != self._listen:
+            self._server.close()
+            self._server = None
+        if listen is None or self._server is not None:
+            return ()
+        try:
+            self._server = start_metrics_server(listen)
+        except OSError as exc:
+            reason = f"cannot serve /metrics on {listen[0]}:{listen[1]}: {exc}"
+            return (Event(Source.ALERTS, DeliveryKind.PROBLEM, "metrics", Severity.ERROR, reason),)
+        self._listen = listen
+        log.info("serving /metrics on %s:%d", *self._server.address)
+        return ()
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+
+def _delivery_text(sent: Any, failed: Any, busy: tuple[str, ...]) -> str:
+    lines = [f"sent to {sink}: {n} notifications" for sink, n in sorted(sent.items())]
+    lines += [f"failed: {sink}: {err}" for sink, err in sorted(failed.items())]
+    lines += [f"still busy: {sink}" for sink in busy]
+    return "\n".join(lines or ["nothing to send"]) + "\n"
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _skipped(part: str, reason: str) -> Outcome:
+    event = Event(Source.DAEMON, DaemonKind.LOCK_BUSY, part, Severity.WARNING, reason)
+    return Outcome((event,), {"skipped": reason}, f"{reason}\n", {"skipped": reason}, Exit.LOCKED)
+
+
+def _failed(part: str, reason: str) -> Outcome:
+    event = Event(Source.DAEMON, DaemonKind.PART_FAILED, part, Severity.ERROR, reason)
+    return Outcome((event,), {"error": reason}, f"{reason}\n", {"error": reason}, Exit.USAGE)
