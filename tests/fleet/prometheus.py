@@ -27,6 +27,8 @@ def shipped() -> dict[str, Any]:
 def static_target(address: str, node: str, pod: str, namespace: str) -> dict[str, Any]:
     """The shipped config with the pod as a static target (see the module docstring)."""
     config = copy.deepcopy(shipped())
+    # rule_files are relative to the shipped file; the test writes its copy elsewhere.
+    config["rule_files"] = [str(SCRAPE.parent / name) for name in config.get("rule_files", [])]
     job = config["scrape_configs"][0]
     del job["kubernetes_sd_configs"]
     job["static_configs"] = [

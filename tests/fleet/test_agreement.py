@@ -48,6 +48,8 @@ DELIBERATE = {
     # Prometheus scrapes the pod's port; no node-exporter textfile folder is mounted.
     "alerts.textfile",
     "alerts.metrics_listen",
+    # The host's journal socket is not mounted: no journald sink in the pod.
+    "alerts.journald",
     # The host default sends to a local Alertmanager; overlays name the cluster's.
     "alerts.alertmanager.url",
     # Filled in by nodeguard: the config files it was read from.

@@ -23,7 +23,7 @@ import pytest
 
 from nodeguard import __version__, cli
 from nodeguard.config.loader import embedded_default_text
-from tests.conftest import REPO, nodeguard_history, numbered_lines, tree_digest
+from tests.conftest import nodeguard_history, numbered_lines, tree_digest
 from tests.fleet.conftest import Dockerd
 from tests.fleet.manifests import (
     config_path,
@@ -192,34 +192,20 @@ def _fetch_in_pod(pod: Pod, url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _metrics_endpoint_in_code() -> bool:
-    """Whether this checkout's daemon serves ``alerts.metrics_listen`` (the disk-alerts work).
-
-    Until it does, the key is only configuration: the test below then checks what
-    exists (the image's nodeguard reads the listen address the port is declared for).
-    """
-    package = REPO / "nodeguard"
-    return any(
-        "metrics_listen" in path.read_text("utf-8")
-        for path in package.rglob("*.py")
-        if path.parent.name not in ("config", "sections")
-    )
-
-
-def test_the_pod_serves_metrics_on_its_loopback(pod: Pod, tmp_path: Path) -> None:
+def test_the_pod_serves_metrics_on_its_loopback(pod: Pod) -> None:
+    """The daemon's alert part serves alerts.metrics_listen; once the disk part has run,
+    the filesystems the pod sees are in it, with the node's name from the downward API."""
     port = container(rendered("base"))["ports"][0]["containerPort"]
-    if _metrics_endpoint_in_code():
-        url = f"http://127.0.0.1:{port}/metrics"
-        _wait_for("/metrics", lambda: _fetch_in_pod(pod, url).returncode == 0, pod, timeout=60)
-        body = _fetch_in_pod(pod, url).stdout
-        assert "nodeguard_" in body
-        return
-    resources = rendered("base")
-    tree = _node_tree(tmp_path / "root", log_bytes=0)
-    args = ["--config", config_path(resources), "config", "show"]
-    code, out = _run_once(pod, container_spec(resources, pod.image, tree, NODE, args))
-    assert code == 0, out
-    assert json.loads(out)["alerts"]["metrics_listen"] == ["0.0.0.0", port]
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def served() -> bool:
+        done = _fetch_in_pod(pod, url)
+        return done.returncode == 0 and "nodeguard_filesystem_avail_bytes{" in done.stdout
+
+    _wait_for("/metrics with the filesystems", served, pod, timeout=120)
+    body = _fetch_in_pod(pod, url).stdout
+    assert 'nodeguard_last_pass_timestamp_seconds{part="disk"}' in body
+    assert "nodeguard_filesystem_size_bytes{" in body
 
 
 def test_nothing_is_written_where_the_mount_is_read_only(pod: Pod, tmp_path: Path) -> None:

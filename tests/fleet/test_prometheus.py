@@ -28,6 +28,8 @@ def test_the_scrape_config_passes_promtool(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    # the shipped alert rules are wired in and pass the same check
+    assert "nodeguard-rules.yml" in done.stdout and "rules found" in done.stdout, done.stdout
 
 
 def test_promtool_rejects_a_broken_relabel_rule(tmp_path: Path) -> None:
