@@ -4,6 +4,8 @@
 #   bash tests/nspawn_root.sh [ROOT]        prints ROOT when it is ready
 #
 # ROOT defaults to $NODEGUARD_NSPAWN_ROOT, else /var/cache/nodeguard-test/bookworm-systemd.
+# The Debian mirror is $NODEGUARD_DEBIAN_MIRROR, else the one this host's apt uses; with
+# neither, it fails saying so (no mirror is named here).
 # The root is shared by every test that needs a booted systemd (journald, the daemon's
 # unit, the packages): boot it with `--volatile=overlay` (tests/nspawn.py does) so it is
 # never changed. It holds systemd, dbus and the Python libraries nodeguard's deb depends
@@ -49,12 +51,15 @@ fi
 
 mirror="${NODEGUARD_DEBIAN_MIRROR:-}"
 if [ -z "$mirror" ]; then
-    # The mirror this host's own apt uses (deb822 or one-line sources), else deb.debian.org.
+    # The mirror this host's own apt uses (deb822 or one-line sources).
     mirror="$( (sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources
         sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?//p' /etc/apt/sources.list \
             /etc/apt/sources.list.d/*.list) 2>/dev/null |
         tr ' ' '\n' | grep -E '^https?://.*/debian/?$' | head -1 || true)"
-    mirror="${mirror:-http://deb.debian.org/debian}"
+    if [ -z "$mirror" ]; then
+        echo "nspawn_root.sh: no Debian mirror in /etc/apt/sources*; set NODEGUARD_DEBIAN_MIRROR" >&2
+        exit 2
+    fi
 fi
 
 tmp="$(mktemp -d "$parent/.build.XXXXXX")"
