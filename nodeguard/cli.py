@@ -42,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-dropins", action="store_true", help="ignore conf.d/*.yaml (for checking one file)"
     )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log more on stderr (-v: info, -vv: debug; default: warnings and errors)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     config = sub.add_parser("config", help="validate, show or generate configuration")
@@ -92,6 +99,7 @@ def _plugin_commands() -> list[ModuleType]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
     if args.command == "config" and args.config_command in ("sample", "default"):
         text = render_sample() if args.config_command == "sample" else embedded_default_text()
         sys.stdout.write(text)
@@ -109,6 +117,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(getattr(args, "config_error_exit", Exit.USAGE))
     handler: Handler = getattr(args, "handler", None) or _HANDLERS[args.command]
     return handler(args, config)
+
+
+def _setup_logging(verbose: int) -> None:
+    """Log records on stderr as ``nodeguard: LEVEL message`` (journald with fields when
+    stderr is the journal), warnings and worse unless -v; stdout stays the command's
+    report. ``nodeguard run`` (the daemon) sets its own level from the config."""
+    import logging
+    import os
+
+    from nodeguard.daemon import sd
+
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logger = logging.getLogger("nodeguard")
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+    handler = sd.log_handler(os.environ, sd.CLI_FORMAT)
+    handler.setLevel(level)
+    logger.addHandler(handler)
+    if verbose:
+        logger.setLevel(level)
 
 
 def _config(args: argparse.Namespace, config: Config) -> int:

@@ -101,7 +101,11 @@ class JournalHandler(logging.Handler):
             self.handleError(record)
 
 
-def log_handler(environ: Mapping[str, str]) -> logging.Handler:
+DAEMON_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+CLI_FORMAT = "nodeguard: %(levelname)s %(message)s"
+
+
+def log_handler(environ: Mapping[str, str], fmt: str = DAEMON_FORMAT) -> logging.Handler:
     """journald with fields when stderr goes to the journal, else stderr text lines."""
     if under_journald(environ):
         try:
@@ -111,16 +115,22 @@ def log_handler(environ: Mapping[str, str]) -> logging.Handler:
         else:
             return JournalHandler(send)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setFormatter(logging.Formatter(fmt))
     return handler
 
 
-def setup_logging(environ: Mapping[str, str], level: str) -> logging.Handler:
-    """Route the ``nodeguard`` loggers to one handler (replacing any earlier one)."""
+def setup_logging(
+    environ: Mapping[str, str], level: str, fmt: str = DAEMON_FORMAT
+) -> logging.Handler:
+    """Route the ``nodeguard`` loggers to one handler (replacing any earlier one).
+
+    The daemon calls it with its configured level (the CLI uses :func:`log_handler`
+    with ``CLI_FORMAT``). stdout (reports, ``--json``) is never touched.
+    """
     logger = logging.getLogger("nodeguard")
     for old in list(logger.handlers):
         logger.removeHandler(old)
-    handler = log_handler(environ)
+    handler = log_handler(environ, fmt)
     logger.addHandler(handler)
     logger.setLevel(level.upper())
     logger.propagate = False
