@@ -4,9 +4,9 @@ One container for the module, the tests in order, as an admin would go: install,
 check, reload, burst, hang, stop, upgrade, purge. Each test leaves the service
 running (or says otherwise) for the next.
 
-Alert delivery (a kubelet-like unit's journal entry reaching an Alertmanager on
-loopback inside the container) is added here when the journal and alerts parts land
-on main and are registered in nodeguard/daemon/parts.py.
+Alert delivery: a kubelet-like unit's journal entry (through the container's real
+journald) reaches an Alertmanager listening on the loopback of the container's network
+namespace (the host's prometheus-alertmanager binary, started there with nsenter).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.alerts.components import AM_CONFIG, _process, am_alerts, free_port
 from tests.e2e.conftest import NEWER, Built
 from tests.nspawn import Machine, booted
 
@@ -184,6 +185,63 @@ def test_a_log_over_its_limit_is_rotated_within_the_size_watch_interval(machine:
     assert took < 2 + 2  # size_watch_interval 2s, plus one pass
     assert (logs / "app.log").stat().st_size == 0
     path(m, "/etc/nodeguard/conf.d/zz-bad.yaml").unlink()
+    m.run("systemctl", "reload", "nodeguard")
+
+
+KUBELET_UNIT = """\
+[Unit]
+Description=a kubelet stand-in that logs the eviction manager's message
+[Service]
+Type=oneshot
+SyslogIdentifier=kubelet
+ExecStart=/bin/echo '{line}'
+"""
+EVICTING = (
+    'I1130 08:14:03.512907    2211 eviction_manager.go:377] "Eviction manager: must evict '
+    'pod(s) to reclaim" resourceName="ephemeral-storage"'
+)
+ALERTS_DROPIN = """\
+alerts:
+  alertmanager: {{url: "http://127.0.0.1:{port}"}}
+daemon:
+  journal_interval: 1s
+  disk_interval: 2s
+  alerts_interval: 1s
+"""
+
+
+def test_a_kubelet_journal_entry_becomes_an_alert_at_alertmanager(
+    machine: Machine, tmp_path: Path
+) -> None:
+    m = machine
+    am = shutil.which("prometheus-alertmanager")
+    assert am, "prometheus-alertmanager missing: run `bash .ci/setup --test`"
+    (tmp_path / "am.yml").write_text(AM_CONFIG)
+    port = free_port()
+    netns = ["nsenter", f"--net=/proc/{m.init_pid}/ns/net"]
+    argv = [
+        *netns,
+        am,
+        f"--config.file={tmp_path / 'am.yml'}",
+        f"--storage.path={tmp_path / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    dropin = path(m, "/etc/nodeguard/conf.d/e2e-alerts.yaml")
+    with _process(argv, tmp_path / "am.log", f"{url}/-/ready", "alertmanager"):
+        dropin.write_text(ALERTS_DROPIN.format(port=port))
+        m.run("systemctl", "reload", "nodeguard")
+        wait(lambda: "e2e-alerts.yaml" in json.dumps(status_json(m)), 15, "the alerts drop-in")
+        m.write("/etc/systemd/system/kubelet.service", KUBELET_UNIT.format(line=EVICTING))
+        m.run("systemctl", "daemon-reload")
+        m.run("systemctl", "start", "kubelet.service")
+        wait(lambda: bool(am_alerts(url, "NodeguardJournalMatch")), 30, "the alert at Alertmanager")
+        (alert,) = am_alerts(url, "NodeguardJournalMatch")
+        hostname = m.run("hostname").strip()
+        assert alert["labels"]["node"] == hostname and alert["labels"]["severity"] == "critical"
+        assert "must evict pod(s)" in alert["annotations"]["description"]
+    dropin.unlink()
     m.run("systemctl", "reload", "nodeguard")
 
 
