@@ -76,11 +76,16 @@ def build_tree(tree: Tree) -> None:
 def write_config(tree: Tree, size_watch: int) -> Path:
     conf = tree.root / "nodeguard.yaml"
     d = tree.root
+    (d / "journal").mkdir(exist_ok=True)
     conf.write_text(
         f"state_dir: {d}/state\nlogrotate_config: null\ninterval: 1h\n"
         f"containers: {{pods_dir: {d}/pods, containers_dir: {d}/containers, "
         f"docker_root: {d}/docker, kubelet_config: {d}/kubelet.yaml}}\n"
         f"daemon: {{size_watch_interval: {size_watch}s}}\n"
+        # The whole service runs (journal, disk, delivery), but nothing leaves the bench:
+        # its own empty journal folder, no Alertmanager or journald, a textfile of its own.
+        f"journal: {{directory: {d}/journal, text_logs: {{read: never}}}}\n"
+        f"alerts: {{alertmanager: {{url: null}}, journald: false, textfile: {d}/nodeguard.prom}}\n"
         "policies:\n"
         f'  - {{name: app, paths: ["{tree.glob}"], max_size: {MAX_SIZE}, max_files: 5,'
         " compress: gzip, method: rename}\n"

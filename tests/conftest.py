@@ -37,10 +37,13 @@ def _plain(value: Any) -> Any:
 
 
 def make_config(tmp_path: Path, policies: list[dict[str, Any]] | None = None, **top: Any) -> Path:
-    """Write ``tmp_path/nodeguard.yaml``: state inside tmp_path, no logrotate check."""
+    """Write ``tmp_path/nodeguard.yaml``: state inside tmp_path, no logrotate check, no
+    alert sink of the host's (``run --once`` must not reach its Alertmanager, textfile
+    folder or journald)."""
     body: dict[str, Any] = {
         "state_dir": tmp_path / "state",
         "logrotate_config": None,
+        "alerts": {"alertmanager": {"url": None}, "textfile": None, "journald": False},
         **top,
         "policies": policies or [],
     }

@@ -242,6 +242,8 @@ def test_a_kubelet_journal_entry_becomes_an_alert_at_alertmanager(
         assert alert["labels"]["node"] == hostname and alert["labels"]["severity"] == "critical"
         assert "must evict pod(s)" in alert["annotations"]["description"]
     dropin.unlink()
+    path(m, "/etc/systemd/system/kubelet.service").unlink()
+    m.run("systemctl", "daemon-reload")
     m.run("systemctl", "reload", "nodeguard")
 
 
