@@ -13,7 +13,7 @@ from typing import Any
 
 from tests.alerts.components import alertmanager, am_alerts, free_port, http_get
 from tests.conftest import run_cli, tree_digest
-from tests.daemon.conftest import DaemonProc, write_config
+from tests.daemon.conftest import DaemonProc, policy, write_config
 from tests.journal.journalfiles import Stream, append
 from tests.journal.samples import klog
 
@@ -50,6 +50,11 @@ def alert_config(
         "metrics_listen": metrics_listen,
     }
     body: dict[str, Any] = {"alerts": alerts}
+    logs = tmp_path / "shared-logs"  # a folder others can write: the pass refuses it
+    logs.mkdir(exist_ok=True)
+    logs.chmod(0o777)
+    (logs / "app.log").write_bytes(b"x" * 8192)
+    body["policies"] = [policy(logs)]
     body["journal"] = {"directory": str(tmp_path / "journal"), "text_logs": {"read": "never"}}
     if daemon:
         body["daemon"] = {"size_watch_interval": "1s", "stop_timeout": "2s", **daemon}
@@ -88,6 +93,9 @@ def test_run_once_turns_a_kubelet_eviction_into_an_alert_and_writes_the_textfile
         assert labels["node"] == "node-7" and labels["severity"] == "critical"
         assert labels["source"] == "journal" and labels["kind"] == "match"
         assert "must evict pod(s)" in alert["annotations"]["description"]
+        (refused,) = am_alerts(url, "NodeguardRotationRefused")  # a rotation refusal too
+        assert refused["labels"]["subject"] == str(tmp_path / "shared-logs" / "app.log")
+        assert "insecure permissions" in refused["annotations"]["description"]
         prom = (tmp_path / "textfile" / "nodeguard.prom").read_text()
         assert 'nodeguard_events_total{kind="match",severity="error",source="journal"} 1.0' in prom
         assert "nodeguard_filesystem_avail_bytes{" in prom
@@ -101,8 +109,9 @@ def test_dry_run_shows_the_findings_and_sends_and_writes_nothing(tmp_path: Path)
         conf = alert_config(tmp_path, url)
         before = tree_digest(tmp_path / "journal"), tree_digest(tmp_path / "textfile")
         result = run_cli("-c", conf, "--no-dropins", "run", "--once", "--dry-run")
-        assert result.code == 0, result.err
+        assert result.code == 1, result.err  # the pass refuses the shared folder
         out = result.out
+        assert "insecure permissions" in out
         assert "EvictingPods kubelet.service: " in out and "must evict pod(s)" in out
         assert "== disk" in out and "% free)" in out and "forecast:" in out
         assert "dry run: nothing sent" in out
@@ -146,3 +155,22 @@ def test_the_daemon_delivers_journal_alerts_and_serves_metrics(
         assert 'nodeguard_events_total{kind="match",severity="error",source="journal"}' in text
         assert (tmp_path / "textfile" / "nodeguard.prom").exists()
         assert daemon.stop() == 0
+
+
+def test_reclaim_hooks_the_daemon_hands_the_disk_guard_vacuum_the_real_journal(
+    tmp_path: Path,
+) -> None:
+    """The journal step of reclaim is the journal's vacuum_to_floor over real files: the
+    archived files go (down to the floor), the active file stays."""
+    from nodeguard.disk.reclaim import RotationHooks
+    from nodeguard.world import World
+    from tests.journal.conftest import journal_config
+    from tests.journal.test_retention import _journal_dir
+
+    directory, archived = _journal_dir(tmp_path)
+    config = journal_config(tmp_path, directory, retention={"floor": "1Ki"})
+    result = RotationHooks(config, World()).vacuum_journal(config.journal.retention.floor)
+    assert result.ok and result.files == 2, result
+    left = sorted(p.name for p in directory.iterdir())
+    assert left == ["system.journal"], left
+    assert not set(archived) & set(left)
