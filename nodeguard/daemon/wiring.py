@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from nodeguard.disk.cycle import DiskResult
 
 log = logging.getLogger("nodeguard.daemon")
+INBOX_EVENTS = 10_000  # events of one journal run passed on (the loop's inbox holds as many)
 
 
 # --- journal ---------------------------------------------------------------------------
@@ -46,31 +49,47 @@ def journal(ctx: Context) -> Outcome:
     from nodeguard.journal.command import result_document
     from nodeguard.journal.follow import follow_once, scan
 
+    kept = _Kept()  # every event (a JournalResult keeps at most 1,000 of them)
     try:
         if ctx.dry_run:
             since = ctx.world.now() - timedelta(seconds=ctx.config.journal.lookback)
-            result = scan(ctx.config, ctx.world, since)
+            result = scan(ctx.config, ctx.world, since, sink=kept)
         else:
-            result = follow_once(ctx.config, ctx.world)
+            result = follow_once(ctx.config, ctx.world, sink=kept)
     except LockBusy as exc:
         return _skipped("journal", f"another follower holds the lock: {exc}")
     except StateDirUnsafe as exc:
         return _failed("journal", f"unsafe state folder: {exc}")
-    matches = tuple(result.matches())
+    events = tuple(kept.events)
+    result = replace(result, events=events)
     summary = {
         "entries_read": result.entries_read,
-        "matches": len(matches),
+        "matches": sum(1 for _ in result.matches()),
         "caught_up": result.caught_up,
         "lag_seconds": result.metrics.lag_seconds,
+        "events_dropped": kept.dropped,
     }
     if not ctx.render:
-        return Outcome(result.events, summary)
+        return Outcome(events, summary)
     return Outcome(
-        result.events,
+        events,
         summary,
-        _journal_text(result.events, result.entries_read, ctx.dry_run),
+        _journal_text(events, result.entries_read, ctx.dry_run),
         result_document(result),
     )
+
+
+class _Kept:
+    """The follower's sink: its events for the other parts, up to the daemon's inbox cap."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.dropped = 0
+
+    def __call__(self, events: Sequence[Event]) -> None:
+        room = max(0, INBOX_EVENTS - len(self.events))
+        self.events.extend(events[:room])
+        self.dropped += max(0, len(events) - room)
 
 
 def _journal_text(events: tuple[Event, ...], read: int, dry_run: bool) -> str:
