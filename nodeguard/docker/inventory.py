@@ -86,7 +86,7 @@ def stale(inventory: Inventory, driver: str, opts: Mapping[str, str]) -> list[Co
 
 def report_events(inventory: Inventory, driver: str, opts: Mapping[str, str]) -> list[Event]:
     """Unreadable containers, a summary, then every container that keeps old settings
-    (unbounded ones first, running before stopped)."""
+    (unbounded ones first, then those Docker refuses; running before stopped)."""
     events = [
         Event(Source.DOCKER, DockerKind.CONTAINER_UNREADABLE, item, Severity.WARNING, item)
         for item in inventory.unreadable
@@ -108,8 +108,9 @@ def report_events(inventory: Inventory, driver: str, opts: Mapping[str, str]) ->
     return events
 
 
-def _urgency(container: ContainerLog) -> tuple[bool, bool]:
-    return (not container.unbounded, not container.running)
+def _urgency(container: ContainerLog) -> tuple[bool, bool, bool]:
+    refused = container.bound.state is LogState.REFUSED
+    return (not container.unbounded, not refused, not container.running)
 
 
 def _stale_event(container: ContainerLog) -> Event:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pty
+import select
 from collections.abc import Iterator
 
 import pytest
@@ -29,6 +30,14 @@ def terminal() -> Iterator[tuple[io.TextIOWrapper, int]]:
         os.close(master)
 
 
+def _read_all(fd: int) -> str:
+    """Everything the terminal shows so far (it may arrive in several reads)."""
+    chunks = []
+    while select.select([fd], [], [], 0.5)[0]:
+        chunks.append(os.read(fd, 4096))
+    return b"".join(chunks).decode()
+
+
 def test_nothing_is_shown_unless_stderr_is_a_terminal(terminal: tuple) -> None:
     stream, _ = terminal
     assert progress_for(io.StringIO(), "x") is NO_PROGRESS
@@ -47,7 +56,7 @@ def test_a_line_appears_after_the_delay_and_is_cleared_when_done(terminal: tuple
     now[0] = 2.0
     progress.update(pod_folders=90)
     progress.done()
-    shown = os.read(master, 4096).decode()
+    shown = _read_all(master)
     assert "pod folders 3" not in shown and "pod folders 41" not in shown
     assert "\rcontainers: pod folders 40" in shown and "\rcontainers: pod folders 90" in shown
     assert shown.endswith("\r")
