@@ -2,7 +2,8 @@
 
 The output is written to a hidden temporary name, fsynced, renamed to
 ``<name>.gz``, and only then is the plain file removed: at every instant one
-complete copy exists. Each gzip level maps to the fastest installed encoder whose
+complete copy exists (one fsync on ext4 and xfs, which persist the rename before
+the unlink; three elsewhere). Each gzip level maps to the fastest installed encoder whose
 output stayed within 10% of ``gzip -N``'s on every corpus of bench/gzip_levels.py
 (levels 7-9: no larger): libdeflate (Debian's ``libdeflate0``, through a ctypes
 binding) where the table says so, ISA-L or zlib-ng if installed, zlib otherwise.
@@ -25,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from nodeguard.fsutil import rename_noreplace
+from nodeguard.fsutil import fsync_covers_entries, rename_noreplace
 from nodeguard.rotation import faults
 from nodeguard.rotation.naming import temp_name
 
@@ -129,15 +130,21 @@ def gzip_file(dir_fd: int, name: str, level: int, *, allow_links: bool = False) 
     finally:
         os.close(src)
     faults.point("compress.after-tmp")
+    # ext4 and xfs persist metadata changes in order: the unlink is never durable without
+    # the rename before it, and a plain file that comes back after a crash beside its
+    # complete .gz is removed by the next pass. Elsewhere each step is fsynced.
+    ordered = fsync_covers_entries(dir_fd)
     try:
         rename_noreplace(dir_fd, tmp, dir_fd, out_name)
     except OSError:
         _remove_quietly(tmp, dir_fd)
         raise
-    os.fsync(dir_fd)
+    if not ordered:
+        os.fsync(dir_fd)
     faults.point("compress.after-rename")
     os.unlink(name, dir_fd=dir_fd)
-    os.fsync(dir_fd)
+    if not ordered:
+        os.fsync(dir_fd)
     faults.point("compress.after-unlink")
     return size
 
