@@ -2,9 +2,11 @@
 """System calls and fsyncs per file: nodeguard against logrotate 3.21, under ``strace -c``.
 
 Builds the trees of bench/rotate_vs_logrotate.py's cases (smaller: ``--files``), runs
-each tool once under ``strace -f -c`` (children included: logrotate's gzip), and prints
-per case and tool: system calls per live file, fsyncs (fsync + fdatasync) per rotated
-file, and the calls that dominate, each with its ratio to logrotate's. Counts do not
+each tool under ``strace -f -c`` (children included: logrotate's gzip) on trees of N and
+2N files, and prints per case and tool the calls each further file costs (the
+difference over N: start-up and other fixed costs drop out, and are shown apart), fsyncs
+(fsync + fdatasync) per rotated file, and the calls that dominate, with the ratio of
+calls per file to logrotate's. Counts do not
 depend on the machine's load, unlike times. See docs/performance.md.
 
     .venv/bin/python bench/syscalls.py [--cases a,b,c] [--files 100] [--small-files 1000]
@@ -13,11 +15,11 @@ depend on the machine's load, unlike times. See docs/performance.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -25,7 +27,7 @@ from rotate_vs_logrotate import BenchError, Case, Tools, Tree, build_tree, cases
 
 STRACE = "strace"
 FSYNCS = ("fsync", "fdatasync")
-SHOWN = ("openat", "newfstatat", "statx", "read", "write", "rename", "renameat2", "unlink")
+SHOWN = ("openat", "newfstatat", "fstatfs", "read", "write", "rename", "renameat2", "unlink")
 
 
 def strace_counts(tools: Tools, tree: Tree, out: Path) -> dict[str, int]:
@@ -51,61 +53,74 @@ def parse_summary(text: str) -> dict[str, int]:
     return counts
 
 
-def _trees(case: Case, tools: Tools, work: Path) -> Iterator[Tree]:
+def _tree(case: Case, tool: str, tools: Tools, work: Path) -> Tree:
     sample = work / f"sample-{case.size}"
     if not sample.exists():
         sample.write_bytes(log_text(case.size))
-    for tool in ("logrotate", "nodeguard"):
-        compressor = (
-            ("gzip-6" if tool == "logrotate" else "libdeflate") if case.compress else "none"
-        )
-        tree = Tree(tool, compressor, work / case.key / tool)
-        build_tree(tree, case, sample)
-        if case.noop:  # as in the timing bench: the steady state of a periodic pass
-            subprocess.run(tools.argv(tree), env=tools.env(tree), capture_output=True, check=True)
-        yield tree
+    compressor = ("gzip-6" if tool == "logrotate" else "libdeflate") if case.compress else "none"
+    tree = Tree(tool, compressor, work / f"{case.key}-{case.files}" / tool)
+    build_tree(tree, case, sample)
+    if case.noop:  # as in the timing bench: the steady state of a periodic pass
+        subprocess.run(tools.argv(tree), env=tools.env(tree), capture_output=True, check=True)
+    return tree
+
+
+def count(case: Case, tool: str, tools: Tools, work: Path) -> dict[str, int]:
+    tree = _tree(case, tool, tools, work)
+    try:
+        return strace_counts(tools, tree, work / f"{case.key}-{case.files}-{tool}.strace")
+    finally:
+        shutil.rmtree(tree.root, ignore_errors=True)
 
 
 def measure(case: Case, tools: Tools, work: Path) -> list[dict[str, object]]:
+    """Per tool: calls per extra file (trees of N and 2N files), and the fixed part."""
     rows: list[dict[str, object]] = []
-    rotated = 0 if case.noop else case.files
-    for tree in _trees(case, tools, work):
-        counts = strace_counts(tools, tree, work / f"{case.key}-{tree.tool}.strace")
+    big = dataclasses.replace(case, files=2 * case.files)
+    for tool in ("logrotate", "nodeguard"):
+        small_counts, big_counts = count(case, tool, tools, work), count(big, tool, tools, work)
+        names = small_counts.keys() | big_counts.keys()
+        per_file = {n: (big_counts.get(n, 0) - small_counts.get(n, 0)) / case.files for n in names}
+        total_small = sum(small_counts.values())
+        fixed = total_small - case.files * sum(per_file.values())
         rows.append(
             {
                 "case": case.key,
-                "tool": tree.tool,
-                "files": case.files,
-                "calls_per_file": sum(counts.values()) / case.files,
-                "fsyncs_per_rotated": sum(counts.get(n, 0) for n in FSYNCS) / rotated
-                if rotated
-                else None,
-                "fsyncs": sum(counts.get(n, 0) for n in FSYNCS),
-                **{f"{n}_per_file": counts.get(n, 0) / case.files for n in SHOWN},
+                "tool": tool,
+                "calls_per_file": sum(per_file.values()),
+                "fixed_calls": fixed,
+                "fsyncs_per_rotated": None
+                if case.noop
+                else sum(per_file.get(n, 0) for n in FSYNCS),
+                "per_file": {n: round(v, 2) for n, v in sorted(per_file.items()) if v},
             }
         )
-        shutil.rmtree(tree.root, ignore_errors=True)
     return rows
 
 
 def render(rows: list[dict[str, object]]) -> str:
-    head = "| case | tool | calls / file | x | fsyncs / rotated file | " + " | ".join(
-        f"{n} / file" for n in SHOWN
-    )
-    out = [head + " |", "|---|---|---:|---:|---:|" + "---:|" * len(SHOWN)]
+    head = "| case | tool | calls / file | x | fixed calls | fsyncs / rotated file | "
+    out = [head + " | ".join(f"{n}" for n in SHOWN) + " |"]
+    out.append("|---|---|---:|---:|---:|---:|" + "---:|" * len(SHOWN))
     base: dict[str, float] = {}
     for row in rows:
         calls = float(row["calls_per_file"])  # type: ignore[arg-type]
         if row["tool"] == "logrotate":
             base[str(row["case"])] = calls
-        ratio = calls / base[str(row["case"])] if str(row["case"]) in base else float("nan")
+        ratio = calls / base[str(row["case"])] if base.get(str(row["case"])) else float("nan")
         fsyncs = row["fsyncs_per_rotated"]
-        cells = " | ".join(f"{float(row[f'{n}_per_file']):.2f}" for n in SHOWN)  # type: ignore[arg-type]
+        per_file: dict[str, float] = row["per_file"]  # type: ignore[assignment]
+        cells = " | ".join(f"{per_file.get(n, 0.0):.2f}" for n in SHOWN)
         out.append(
-            f"| {row['case']} | {row['tool']} | {calls:.1f} | {ratio:.2f} | "
-            f"{'-' if fsyncs is None else f'{fsyncs:.2f}'} | {cells} |"
+            f"| {row['case']} | {row['tool']} | {calls:.1f} | {ratio:.2f} "
+            f"| {float(row['fixed_calls']):.0f} "  # type: ignore[arg-type]
+            f"| {'-' if fsyncs is None else f'{fsyncs:.2f}'} | {cells} |"
         )
     return "\n".join(out)
+
+
+def details(rows: list[dict[str, object]]) -> str:
+    return "\n".join(f"{r['case']} {r['tool']}: {r['per_file']}" for r in rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         for case in cases(chosen):
             rows += measure(case, tools, Path(tmp))
     print(render(rows))
+    print()
+    print(details(rows))
     return 0
 
 
