@@ -2,7 +2,8 @@
 
 The output is written to a hidden temporary name, fsynced, renamed to
 ``<name>.gz``, and only then is the plain file removed: at every instant one
-complete copy exists. Each gzip level maps to the fastest installed encoder whose
+complete copy exists (one fsync on ext4 and xfs, which persist the rename before
+the unlink; three elsewhere). Each gzip level maps to the fastest installed encoder whose
 output stayed within 10% of ``gzip -N``'s on every corpus of bench/gzip_levels.py
 (levels 7-9: no larger): libdeflate (Debian's ``libdeflate0``, through a ctypes
 binding) where the table says so, ISA-L or zlib-ng if installed, zlib otherwise.
@@ -16,14 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import mmap
 import os
 import stat
+import threading
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from nodeguard.fsutil import rename_noreplace
+from nodeguard.fsutil import fsync_covers_entries, rename_noreplace
 from nodeguard.rotation import faults
 from nodeguard.rotation.naming import temp_name
 
@@ -127,15 +130,21 @@ def gzip_file(dir_fd: int, name: str, level: int, *, allow_links: bool = False) 
     finally:
         os.close(src)
     faults.point("compress.after-tmp")
+    # ext4 and xfs persist metadata changes in order: the unlink is never durable without
+    # the rename before it, and a plain file that comes back after a crash beside its
+    # complete .gz is removed by the next pass. Elsewhere each step is fsynced.
+    ordered = fsync_covers_entries(dir_fd)
     try:
         rename_noreplace(dir_fd, tmp, dir_fd, out_name)
     except OSError:
         _remove_quietly(tmp, dir_fd)
         raise
-    os.fsync(dir_fd)
+    if not ordered:
+        os.fsync(dir_fd)
     faults.point("compress.after-rename")
     os.unlink(name, dir_fd=dir_fd)
-    os.fsync(dir_fd)
+    if not ordered:
+        os.fsync(dir_fd)
     faults.point("compress.after-unlink")
     return size
 
@@ -161,7 +170,7 @@ def write_gzip(src: int, out: int, level: int, size_hint: int = 0) -> int:
     backend, mapped = encoder(level)
     module = _backends(_choice())[backend]
     if backend == "libdeflate":
-        return _members(src, out, lambda data: module.compressor(mapped).gzip(data), size_hint)
+        return _members(src, out, functools.partial(_member, module, mapped, src), size_hint)
     return _stream(src, out, module.compressobj(mapped, zlib.DEFLATED, _GZIP_WBITS))
 
 
@@ -173,67 +182,83 @@ def _stream(src: int, out: int, comp: Any) -> int:
     return written + _write_all(out, comp.flush())
 
 
-Member = Callable[[bytes], memoryview]
+class _Buffers(threading.local):
+    """Each thread's input and output buffers, made once: no allocation per member, and
+    the output (an anonymous mapping) holds only the pages a member really fills."""
+
+    def __init__(self) -> None:
+        self.input = bytearray(MEMBER)
+        self.output: mmap.mmap | None = None
+
+    def out(self, size: int) -> mmap.mmap:
+        if self.output is None or len(self.output) < size:
+            self.output = mmap.mmap(-1, size)
+        return self.output
 
 
-def _members(src: int, out: int, gzip: Member, size_hint: int) -> int:
+_buffers = _Buffers()
+
+
+def _member(lib: Any, level: int, src: int, offset: int) -> tuple[int, bytes]:
+    """Read the member at ``offset`` and gzip it: (input bytes, the member)."""
+    size = _pread_full(src, _buffers.input, offset)
+    if size == 0 and offset > 0:
+        return 0, b""
+    compressor = lib.compressor(level)
+    out = _buffers.out(compressor.bound(MEMBER))
+    length = compressor.gzip_into(_buffers.input, size, out)
+    return size, out[:length]
+
+
+Member = Callable[[int], tuple[int, bytes]]
+
+
+def _members(src: int, out: int, member: Member, size_hint: int) -> int:
     """Independent gzip members of MEMBER input bytes each, written in order.
 
     A file of several members has them compressed on up to _MAX_THREADS threads
-    (each with its own compressor) while this thread writes; at most one member per
-    thread is in memory, so memory stays bounded whatever the file's size.
+    (each with its own compressor and buffers) while this thread writes; at most one
+    member per thread is in memory, so memory stays bounded whatever the file's size.
+    An empty file gets one empty member.
     """
     threads = min(_MAX_THREADS, len(os.sched_getaffinity(0)), -(-size_hint // MEMBER))
     if threads <= 1:
-        pieces: Iterator[memoryview] = map(gzip, _read_members(src))
-        return _write_members(out, pieces, gzip)
+        return sum(_write_all(out, piece) for piece in _in_order(member))
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(threads, thread_name_prefix="gzip-member") as pool:
-        return _write_members(out, _parallel(pool, src, gzip, threads), gzip)
+        pieces = _in_order(lambda offset: pool.submit(member, offset), ahead=threads)
+        return sum(_write_all(out, piece) for piece in pieces)
 
 
-def _write_members(out: int, pieces: Iterator[memoryview], gzip: Member) -> int:
-    written = sum(_write_all(out, piece) for piece in pieces)
-    return written or _write_all(out, gzip(b""))  # an empty file: one empty member
+def _in_order(start: Callable[[int], Any], ahead: int = 0) -> Iterator[bytes]:
+    """The members from offset 0 on, in order, until one is short (end of file).
 
-
-def _read_members(src: int) -> Iterator[bytes]:
-    offset = 0
-    while data := _pread_full(src, MEMBER, offset):
-        yield data
-        offset += len(data)
-
-
-def _parallel(pool: Any, src: int, gzip: Member, ahead: int) -> Iterator[memoryview]:
-    """Members compressed on the pool (each thread reads its own), yielded in order."""
+    With ``ahead``, ``start`` returns futures and that many run at once; members started
+    past the end come back empty (or from a file that grew) and are dropped.
+    """
     pending: deque[Any] = deque()
-    offset, eof = 0, False
-    while pending or not eof:
-        while not eof and len(pending) < ahead:
-            pending.append(pool.submit(_read_and_gzip, src, offset, gzip))
+    offset = 0
+    while True:
+        while len(pending) < max(1, ahead):
+            pending.append(start(offset))
             offset += MEMBER
-        data_length, piece = pending.popleft().result()
-        if data_length and not eof:
+        size, piece = pending.popleft().result() if ahead else pending.popleft()
+        if piece:  # empty past the end; an empty file's only member is not
             yield piece
-        # members after a short one are past the end: read empty, or a file that grew
-        eof = eof or data_length < MEMBER
+        if size < MEMBER:
+            return
 
 
-def _read_and_gzip(src: int, offset: int, gzip: Member) -> tuple[int, memoryview]:
-    data = _pread_full(src, MEMBER, offset)
-    return len(data), gzip(data) if data else memoryview(b"")
-
-
-def _pread_full(fd: int, length: int, offset: int) -> bytes:
-    """Up to ``length`` bytes at ``offset``; fewer only at end of file."""
-    data = os.pread(fd, length, offset)
-    while data and len(data) < length:
-        more = os.pread(fd, length - len(data), offset + len(data))
-        if not more:
+def _pread_full(fd: int, buffer: bytearray, offset: int) -> int:
+    """Fill ``buffer`` from ``offset``; fewer bytes only at end of file."""
+    view, done = memoryview(buffer), 0
+    while done < len(buffer):
+        got = os.preadv(fd, [view[done:]], offset + done)
+        if got == 0:
             break
-        data += more
-    return data
+        done += got
+    return done
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> int:

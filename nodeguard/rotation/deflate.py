@@ -83,13 +83,24 @@ class Compressor:
 
     def gzip(self, data: bytes) -> memoryview:
         """``data`` as one complete gzip member (header, deflate stream, CRC-32, size)."""
-        out = bytearray(self.bound(len(data)))  # calloc'd: untouched pages cost no memory
-        target = (ctypes.c_char * len(out)).from_buffer(out)
-        written = self._lib.gzip(self._handle, data, len(data), target, len(out))
-        del target  # releases the export, so ``out`` may be sliced and freed
-        if written == 0:  # only when the output does not fit, and it is sized by the bound
-            raise RuntimeError("libdeflate: output larger than its own bound")
-        return memoryview(out)[:written]
+        out = bytearray(self.bound(len(data)))
+        return memoryview(out)[: self.gzip_into(data, len(data), out)]
+
+    def gzip_into(self, data: Any, size: int, out: Any) -> int:
+        """Write the first ``size`` bytes of ``data`` as one gzip member into the writable
+        buffer ``out`` (at least ``bound(size)`` bytes); return the member's length."""
+        source = data if isinstance(data, bytes) else _pointer(data, size)
+        target = _pointer(out, len(out))
+        written = self._lib.gzip(self._handle, source, size, target, len(out))
+        del source, target  # release the exports of the buffers
+        if written == 0:  # only when the output does not fit: ``out`` is smaller than the bound
+            raise ValueError("libdeflate: output buffer smaller than the bound")
+        return written
+
+
+def _pointer(buffer: Any, size: int) -> Any:
+    """A ctypes view of the first ``size`` bytes of a writable buffer (no copy)."""
+    return (ctypes.c_char * size).from_buffer(buffer)
 
 
 def load() -> Libdeflate:

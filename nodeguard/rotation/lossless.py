@@ -120,16 +120,23 @@ def aligned_line_end(fd: int, limit: int, unit: int) -> int:
     """The largest multiple of ``unit`` up to ``limit`` whose last byte is a newline, or 0.
 
     Reads backwards from ``limit`` in growing steps and looks only at the last byte of
-    each unit, so a file of short lines costs one small read.
+    each unit, so a file of short lines costs one small read; units as large as a step
+    (ext4 bigalloc clusters) are probed one byte each.
     """
-    end, step = limit // unit * unit, max(unit, _SCAN_FIRST // unit * unit)
+    end = limit // unit * unit
+    if unit >= _SCAN_FIRST:
+        for length in range(end, 0, -unit):
+            if os.pread(fd, 1, length - 1) == b"\n":
+                return length
+        return 0
+    step = _SCAN_FIRST // unit * unit
     while end > 0:
         start = max(0, end - step)
         last_bytes = _pread_exact(fd, end - start, start)[unit - 1 :: unit]
         hit = last_bytes.rfind(b"\n")
         if hit >= 0:
             return start + (hit + 1) * unit
-        end, step = start, min(step * 2, max(unit, _SCAN_MAX // unit * unit))
+        end, step = start, min(step * 2, _SCAN_MAX // unit * unit)
     return 0
 
 

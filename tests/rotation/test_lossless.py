@@ -278,6 +278,18 @@ def test_line_end_search_reaches_the_start_of_a_large_file(fs: Mounted, workdir:
         os.close(src)
 
 
+def test_line_end_search_with_units_as_large_as_a_read_step(fs: Mounted, workdir: Path) -> None:
+    unit = 64 << 10  # e.g. an ext4 bigalloc cluster: probed one byte per unit
+    size = 10 * unit + 5
+    src = make_file(workdir / "a.log", _with_newlines(size, [3 * unit - 1, 7 * unit + 9]))
+    try:
+        assert aligned_line_end(src, size - 1, unit) == 3 * unit
+        assert choose_cut(src, size, unit) == Cut(3 * unit)
+        assert choose_cut(src, 3 * unit - 1, unit).split is not None
+    finally:
+        os.close(src)
+
+
 @pytest.mark.parametrize("size_in_blocks", [0.0, 0.5, 1.0])
 def test_file_of_at_most_one_block_is_left_alone(
     fs: Mounted, workdir: Path, size_in_blocks: float
