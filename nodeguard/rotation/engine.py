@@ -13,11 +13,9 @@ import errno
 import functools
 import os
 import stat
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from nodeguard.config.model import Config, ContainersConfig, Policy
@@ -39,32 +37,12 @@ from nodeguard.rotation.report import (
     Record,
     Report,
 )
+from nodeguard.world import World
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
-CommandRunner = Callable[[list[str], float], tuple[int, str]]
-
-
-def run_command(argv: list[str], timeout: float) -> tuple[int, str]:
-    """Run a hook; return its exit code and the tail of its output."""
-    try:
-        done = subprocess.run(
-            argv, capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
-        )
-    except subprocess.TimeoutExpired:
-        return 124, f"timed out after {timeout:.0f}s"
-    output = (done.stderr or done.stdout).decode("utf-8", "replace").strip()
-    return done.returncode, output[-500:]
-
-
-@dataclass(frozen=True)
-class World:
-    """What a pass needs from outside: the clock, a command runner, worker count."""
-
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    run: CommandRunner = run_command
-    workers: int = max(1, min(4, os.cpu_count() or 1))
+__all__ = ["PassOptions", "World", "run_pass"]
 
 
 @dataclass(frozen=True)
