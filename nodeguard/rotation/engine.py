@@ -16,6 +16,7 @@ import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nodeguard.config.model import Config, ContainersConfig, Policy
@@ -79,7 +80,7 @@ def run_pass(
         job = PolicyPass(
             policy, covered, dict(seen), options, world, journal, protected, config.containers
         )
-        if policy.su is not None and os.geteuid() == 0:
+        if policy.su is not None and world.euid == 0:
             records, handled = _run_as_user(job, policy.su)
         else:
             records, handled = job.run()
@@ -583,6 +584,12 @@ def _keep_reason(policy: Policy, size: int) -> str:
 @functools.lru_cache(maxsize=64)
 def _size_text(size: int) -> str:
     return format_size(size)  # one policy limit, formatted once per pass, not once per log
+
+
+def save_error(path: Path, exc: OSError) -> Record:
+    """The record of a state file that could not be written (a full disk, ...)."""
+    reason = "state of this pass (when each log was last rotated); the files on disk stay the truth"
+    return Record("-", str(path), "save", FAILED, reason, error=_err(exc))
 
 
 def _err(exc: BaseException) -> str:

@@ -24,7 +24,7 @@ class Record:
 
     policy: str
     path: str
-    action: str  # rotate compress remove cleanup postrotate keep skip refuse recover check
+    action: str  # rotate compress remove cleanup postrotate keep skip refuse recover check save
     result: str  # done | planned | failed | refused | skipped | unchanged
     reason: str
     bytes_before: int | None = None
@@ -98,6 +98,7 @@ _VERBS = {
     "keep": "keep",
     "skip": "skip",
     "refuse": "refuse",
+    "save": "save",
 }
 
 
