@@ -9,6 +9,7 @@ reports each refusal with its reason. Compression runs in a small thread pool
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import functools
 import os
@@ -70,7 +71,8 @@ def run_pass(
     journal = None if options.dry_run else journal
     protected: frozenset[str] = frozenset()
     if journal is not None:
-        recovered, protected = recovery.recover_all(config, journal, _replay(config.policy, world))
+        replay = _replay(config.policy, world, config)
+        recovered, protected = recovery.recover_all(config, journal, replay)
         report.records += recovered
     covered = _logrotate_coverage(config, report)
     seen: dict[tuple[int, int], str] = {}
@@ -105,7 +107,9 @@ def _run_as_user(job: PolicyPass, su: tuple[str, str]) -> PassResult:
         os.close(fd)
 
 
-def _replay(lookup: Callable[[str], Policy | None], world: World) -> recovery.Replay:
+def _replay(
+    lookup: Callable[[str], Policy | None], world: World, config: Config | None = None
+) -> recovery.Replay:
     """Recovery re-runs the postrotate of a rename it completes (the writer must reopen)."""
 
     def postrotate(name: str, live: str) -> str | None:
@@ -116,7 +120,9 @@ def _replay(lookup: Callable[[str], Policy | None], world: World) -> recovery.Re
         code, output = world.run(argv, policy.postrotate_timeout)
         return None if code == 0 else f"exit {code}: {output}"
 
-    return recovery.Replay(postrotate)
+    if config is None:  # records this pass just wrote: settled right away
+        return recovery.Replay(postrotate)
+    return recovery.Replay(postrotate, functools.partial(recovery.belongs, config=config))
 
 
 def _logrotate_coverage(config: Config, report: Report) -> dict[str, str]:
@@ -132,6 +138,15 @@ def _logrotate_coverage(config: Config, report: Report) -> dict[str, str]:
 
 
 _Log = LiveLog
+
+
+class _Rotation(enum.Enum):
+    """How one rotation step went, as far as the rest of the log's steps care."""
+
+    DONE = "done"  # (or planned, in a dry run)
+    NOTHING_MOVED = "nothing moved"
+    FAILED = "failed"
+    NO_SPACE = "no space"  # failed with ENOSPC or EDQUOT: removals may make room
 
 
 @dataclass
@@ -300,26 +315,54 @@ class PolicyPass:
             # never were costs nothing here.
             self._check_append(log)
         if rotated or temps or rotate_reason(self.policy, log.st.st_size, self.options.force):
-            rotated = self._recover(log, rotated, temps)
-            siblings = [s for s in (self._sibling(log, r) for r in rotated) if s is not None]
-            steps = plan_log(
-                self.policy, log.name, log.st.st_size, siblings, self.now, force=self.options.force
-            )
+            self._act(log, self._recover(log, rotated, temps), retry=True)
         else:  # nothing rotated and too small: what most logs are in most passes
-            steps = []
+            self._keep(log)
+
+    def _keep(self, log: _Log) -> None:
+        size = log.st.st_size
+        reason = _keep_reason(self.policy, size)
+        self._record(log.path, "keep", UNCHANGED, reason, bytes_before=size, bytes_after=size)
+
+    def _plan(self, log: _Log, rotated: list[naming.RotatedName], *, rotate: bool) -> list[Step]:
+        siblings = [s for s in (self._sibling(log, r) for r in rotated) if s is not None]
+        size, force = log.st.st_size, self.options.force
+        return plan_log(self.policy, log.name, size, siblings, self.now, force=force, rotate=rotate)
+
+    def _act(self, log: _Log, rotated: list[naming.RotatedName], *, retry: bool) -> None:
+        """Rotate, then apply retention and compression.
+
+        A rotation that failed still gets retention and compression of what exists:
+        on a full disk that is what frees space. If the rotation failed for want of
+        space and removals made room, it is tried once more.
+        """
+        steps = self._plan(log, rotated, rotate=True)
         if not steps:
-            self._record(
-                log.path,
-                "keep",
-                UNCHANGED,
-                _keep_reason(self.policy, log.st.st_size),
-                bytes_before=log.st.st_size,
-                bytes_after=log.st.st_size,
-            )
+            self._keep(log)
             return
-        for step in steps:
-            if not self._step(log, step):
+        if steps[0].action == "rotate":
+            outcome = self._rotate(log, steps[0])
+            if outcome == _Rotation.NOTHING_MOVED:
                 return
+            if outcome in (_Rotation.FAILED, _Rotation.NO_SPACE):
+                fallback = self._plan(log, rotated, rotate=False)
+                freed = self._run_steps(log, [s for s in fallback if s.action == "remove"])
+                if outcome == _Rotation.NO_SPACE and freed and retry:
+                    self._act(log, self._relist(log), retry=False)
+                    return
+                steps = [s for s in fallback if s.action == "compress"]
+            else:
+                steps = steps[1:]
+        self._run_steps(log, steps)
+
+    def _relist(self, log: _Log) -> list[naming.RotatedName]:
+        """The log's rotated files as they are now (after removals)."""
+        groups = _group_rotated(_listdir(log.rotated_dir))
+        return groups.get(log.name, ([], []))[0]
+
+    def _run_steps(self, log: _Log, steps: list[Step]) -> int:
+        """Run remove and compress steps; return the bytes the removals freed."""
+        return sum(self._step(log, step) for step in steps)
 
     def _check_append(self, log: _Log) -> None:
         """In-place methods need O_APPEND writers: report the NUL mark any other leaves."""
@@ -430,24 +473,23 @@ class PolicyPass:
 
     # --- steps ---------------------------------------------------------------------------------
 
-    def _step(self, log: _Log, step: Step) -> bool:
-        if step.action != "rotate" and log.rotated_path(step.name) in self.protected:
+    def _step(self, log: _Log, step: Step) -> int:
+        """One remove or compress step; the bytes it freed (a removal's size)."""
+        if log.rotated_path(step.name) in self.protected:
             self._record(
                 log.rotated_path(step.name),
                 step.action,
                 SKIPPED,
                 "named by an interrupted step that recovery could not resolve; left alone",
             )
-            return True
-        if step.action == "rotate":
-            return self._rotate(log, step)
+            return 0
         if step.action == "remove":
-            self._remove_file(log, step.name, "remove", step.reason, size=step.size)
-        elif step.action == "compress":
+            return self._remove_file(log, step.name, "remove", step.reason, size=step.size)
+        if step.action == "compress":
             self._compress(log, step)
-        return True
+        return 0
 
-    def _rotate(self, log: _Log, step: Step) -> bool:
+    def _rotate(self, log: _Log, step: Step) -> _Rotation:
         target = step.target or ""
         extra: dict[str, Any] = {"bytes_before": log.st.st_size, "target": log.rotated_path(target)}
         if self.options.dry_run:
@@ -459,14 +501,15 @@ class PolicyPass:
                 bytes_after=0,
                 **extra,
             )
-            return True
+            return _Rotation.DONE
         intents = recovery.Intents(self.journal, self.policy.name)
         try:
             outcome = METHODS[self.policy.method](log, target, self.policy, intents)
         except (OSError, Changed, NeedsJournal) as exc:
             self._record(log.path, "rotate", FAILED, step.reason, error=_err(exc), **extra)
             self.records += recovery.settle_open(intents, _replay(self._own_policy, self.world))
-            return False
+            nospace = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            return _Rotation.NO_SPACE if nospace else _Rotation.FAILED
         note = f"; {outcome.note}" if outcome.note else ""
         if not outcome.rotated:
             # Nothing moved: the plan's retention counted a rotated file that does not
@@ -478,7 +521,7 @@ class PolicyPass:
                 f"{step.reason}{note}",
                 bytes_after=outcome.bytes_after,
             )
-            return False
+            return _Rotation.NOTHING_MOVED
         self._record(
             log.path,
             "rotate",
@@ -495,7 +538,7 @@ class PolicyPass:
         self._postrotate(log, target)
         faults.point("rotate.before-end")
         intents.end_all()
-        return True
+        return _Rotation.DONE
 
     def _own_policy(self, name: str) -> Policy | None:
         return self.policy if name == self.policy.name else None
@@ -516,11 +559,12 @@ class PolicyPass:
 
     def _remove_file(
         self, log: _Log, name: str, action: str, reason: str, size: int | None = None
-    ) -> None:
+    ) -> int:
+        """Unlink a rotated file or leftover; return the bytes that freed."""
         path = log.rotated_path(name)
         if self.options.dry_run:
             self._record(path, action, PLANNED, reason, bytes_before=size, bytes_after=0)
-            return
+            return 0
         try:
             st = os.stat(name, dir_fd=log.rotated_dir.fd, follow_symlinks=False)
             # unlink never follows: a leftover temp name that is a link goes, link only
@@ -531,11 +575,12 @@ class PolicyPass:
             os.unlink(name, dir_fd=log.rotated_dir.fd)
             faults.point(f"{action}.after-unlink")
         except FileNotFoundError:
-            return
+            return 0
         except (OSError, Changed) as exc:
             self._record(path, action, FAILED, reason, bytes_before=size, error=_err(exc))
-            return
+            return 0
         self._record(path, action, DONE, reason, bytes_before=st.st_size, bytes_after=0)
+        return st.st_blocks * 512
 
     def _compress(self, log: _Log, step: Step) -> None:
         path = log.rotated_path(step.name)

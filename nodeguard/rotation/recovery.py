@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from nodeguard import fsutil
 from nodeguard.config.model import Config
-from nodeguard.rotation import faults, lossless, scan
+from nodeguard.rotation import faults, lossless, naming, scan
 from nodeguard.rotation.privilege import run_as
 from nodeguard.rotation.report import DONE, FAILED, Record
 from nodeguard.state import IntentJournal
@@ -147,11 +147,51 @@ def _valid_path(path: str) -> bool:
 # --- replay --------------------------------------------------------------------------------
 
 
+# Why a well-formed record is not one this configuration could have written (empty: it is).
+Belongs = Callable[[dict[str, Any]], list[str]]
+
+
 @dataclass(frozen=True)
 class Replay:
-    """What recovery needs from the pass: a postrotate runner."""
+    """What recovery needs from the pass: a postrotate runner, and the check that a
+    record names a step this configuration could have taken."""
 
     postrotate: Postrotate
+    belongs: Belongs = lambda record: []
+
+
+def belongs(record: dict[str, Any], config: Config) -> list[str]:
+    """Why ``record`` (well formed) is not a step of ``config``'s policies; empty if it is.
+
+    The policy must exist and its globs match the live path; the final name must be a
+    rotated name of that live file, in the folder this policy rotates it into; the temp
+    name must be the one nodeguard makes for that final name, beside it.
+    """
+    policy = config.policy(record["policy"])
+    if policy is None:
+        return [f"policy: {record['policy']!r} is not configured"]
+    live, final = record["live"], record["final"]
+    if not any(scan.path_matches(pattern, live) for pattern in policy.paths):
+        return [f"live: {live} is not a file of policy {policy.name}"]
+    live_dir, live_name = os.path.split(live)
+    final_dir, final_name = os.path.split(final)
+    out: list[str] = []
+    want_dir = rotated_dir_path(policy.olddir, live_dir)
+    parsed = naming.parse(final_name)
+    if os.path.normpath(final_dir) != os.path.normpath(want_dir):
+        out.append(f"final: {final} is not in {want_dir}, where policy {policy.name} rotates")
+    elif parsed is None or parsed.compressed or parsed.base != live_name:
+        out.append(f"final: {final_name} is not a rotated name of {live_name}")
+    if "temp" in record and record["temp"] != f"{final_dir}/{naming.temp_name(final_name)}":
+        out.append(f"temp: {record['temp']} is not the temporary name of {final}")
+    return out
+
+
+def rotated_dir_path(olddir: str | None, live_dir: str) -> str:
+    """Where a policy's rotated files of a log in ``live_dir`` go."""
+    if olddir is None:
+        return live_dir
+    return olddir if olddir.startswith("/") else f"{live_dir}/{olddir}"
 
 
 def recover_all(
@@ -160,7 +200,7 @@ def recover_all(
     """Replay the main journal, then each su user's (as that user); return the records
     and the files that records still pending name (a pass must leave those alone)."""
     records = recover(journal, replay)
-    protected = pending_paths(journal)
+    protected = pending_paths(journal, replay)
     for su in _su_users(config):
         if not (journal.directory / su_dir_name(su)).is_dir():
             continue
@@ -170,7 +210,7 @@ def recover_all(
         finally:
             os.close(fd)
         records += done
-        protected |= pending_paths(IntentJournal(journal.directory / su_dir_name(su)))
+        protected |= pending_paths(IntentJournal(journal.directory / su_dir_name(su)), replay)
     return records, frozenset(protected)
 
 
@@ -218,8 +258,11 @@ def recover(journal: Journal, replay: Replay) -> list[Record]:
     records = _remove_torn_writes(journal.directory)
     for intent_id, record in journal.pending():
         why = problems(record)
+        label = "malformed"
+        if not why and record is not None:
+            why, label = replay.belongs(record), "untrusted"
         if why or record is None:
-            records.append(_quarantine(journal.directory, intent_id, record, why))
+            records.append(_quarantine(journal.directory, intent_id, record, why, label))
             continue
         result = settle_one(record, replay)
         if result.result == DONE:
@@ -255,6 +298,8 @@ def settle_one(record: dict[str, Any], replay: Replay) -> Record:
     except OSError as exc:
         why = f"{exc.strerror} ({exc.filename})" if exc.filename else str(exc.strerror or exc)
         return _record(record, FAILED, f"{kind} interrupted; recovery failed, will retry: {why}")
+    except (ValueError, ArithmeticError, LookupError) as exc:  # a record odd beyond the schema
+        return _record(record, FAILED, f"{kind} interrupted; left for the admin: {exc!r}")
     return _record(record, DONE, f"{kind} interrupted by a crash; {reason}")
 
 
@@ -265,13 +310,18 @@ def _record(record: dict[str, Any], result: str, reason: str) -> Record:
 
 
 def _quarantine(
-    directory: Path, intent_id: str, record: dict[str, Any] | None, why: list[str]
+    directory: Path,
+    intent_id: str,
+    record: dict[str, Any] | None,
+    why: list[str],
+    label: str = "malformed",
 ) -> Record:
-    """Move a malformed record aside (never act on it, never delete because of it)."""
+    """Move a record aside that must not be acted on (never delete because of it)."""
     aside = directory / MALFORMED_DIR
-    aside.mkdir(mode=0o700, exist_ok=True)
     source = directory / f"{intent_id}.json"
     try:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(aside, 0o700)
         os.rename(source, aside / source.name)
         fsutil.fsync_dir(directory)
         where = f"moved to {aside / source.name}"
@@ -283,7 +333,8 @@ def _quarantine(
         str(source),
         "recover",
         FAILED,
-        f"malformed intent record ({'; '.join(why)}); nothing was done because of it, {where}",
+        f"{label} intent record ({'; '.join(why) or 'unreadable'}); nothing was done "
+        f"because of it, {where}",
     )
 
 
@@ -314,11 +365,11 @@ def _empty_file(path: Path) -> bool:
     return stat.S_ISREG(st.st_mode) and st.st_size == 0
 
 
-def pending_paths(journal: Journal) -> set[str]:
+def pending_paths(journal: Journal, replay: Replay) -> set[str]:
     """Files named by records still pending: no cleanup or retention may touch them."""
     out: set[str] = set()
     for _, record in journal.pending():
-        if record is not None and not problems(record):
+        if record is not None and not problems(record) and not replay.belongs(record):
             out.update(record[k] for k in ("temp", "final") if k in record)
     return out
 
@@ -399,20 +450,29 @@ def _recover_copytruncate(record: dict[str, Any]) -> str:
     rot_dir, final_name = os.path.split(record["final"])
     temp_name = os.path.basename(record["temp"])
     with open_dir(live_dir) as live_fd, open_dir(rot_dir) as rot_fd:
-        if _lstat(temp_name, rot_fd) is not None:
+        temp = _lstat(temp_name, rot_fd)
+        if temp is not None:
+            if not _is_our_copy(temp, record["length"]):
+                raise Conflict(f"{record['temp']} is not the copy that was made")
             os.unlink(temp_name, dir_fd=rot_fd)
             os.fsync(rot_fd)
             return "undone: the copy was never put in place; removed it (the live file is whole)"
         final = _lstat(final_name, rot_fd)
         if final is None:
             return "nothing to do: no copy was made"
-        if not stat.S_ISREG(final.st_mode) or final.st_size < record["length"]:
+        regular = stat.S_ISREG(final.st_mode) and final.st_nlink == 1
+        if not regular or final.st_size < record["length"]:
             raise Conflict(f"{record['final']} is not the copy that was made")
         if _untruncated(live_fd, live_name, rot_fd, final_name, record):
             os.unlink(final_name, dir_fd=rot_fd)
             os.fsync(rot_fd)
             return "undone: the live file was never truncated; removed the copy (no duplicate)"
     return "completed: the live file had been truncated; the copy is the rotated file"
+
+
+def _is_our_copy(st: os.stat_result, length: int) -> bool:
+    """The temp copy as made: a regular file with one name, of the recorded length."""
+    return stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size == length
 
 
 def _untruncated(
