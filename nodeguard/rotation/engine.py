@@ -20,11 +20,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nodeguard.config.model import Config, ContainersConfig, Policy
+from nodeguard.config.model import Config, Policy
 from nodeguard.config.units import format_size
 from nodeguard.fsutil import DIR_FLAGS
 from nodeguard.rotation import faults, naming, recovery, scan
 from nodeguard.rotation.compress import gzip_file
+from nodeguard.rotation.guards import Guards, Root
 from nodeguard.rotation.logrotate_conf import covered_paths
 from nodeguard.rotation.methods import METHODS, Changed, LiveLog, NeedsJournal, append_symptom
 from nodeguard.rotation.plan import Sibling, Step, plan_log, rotate_reason
@@ -72,16 +73,20 @@ def run_pass(
     protected: frozenset[str] = frozenset()
     if journal is not None:
         replay = _replay(config.policy, world, config)
-        recovered, protected = recovery.recover_all(config, journal, replay)
+        recovered, protected = recovery.recover_all(config, journal, replay, world.euid)
         report.records += recovered
-    covered = _logrotate_coverage(config, report)
+    ctx = PassContext(
+        options,
+        world,
+        Guards.build(config, _logrotate_coverage(config, report)),
+        journal,
+        _identities(protected),
+    )
     seen: dict[tuple[int, int], str] = {}
     for policy in config.policies:
         if options.policies and policy.name not in options.policies:
             continue
-        job = PolicyPass(
-            policy, covered, dict(seen), options, world, journal, protected, config.containers
-        )
+        job = PolicyPass(policy, ctx, dict(seen))
         if policy.su is not None and world.euid == 0:
             records, handled = _run_as_user(job, policy.su)
         else:
@@ -91,15 +96,38 @@ def run_pass(
     return report
 
 
+@dataclass(frozen=True)
+class PassContext:
+    """What every policy's pass shares, fixed for the whole pass."""
+
+    options: PassOptions
+    world: World
+    guards: Guards
+    journal: recovery.Journal | None = None
+    # (folder device, folder inode, name) of files that intents still pending name
+    protected: frozenset[tuple[int, int, str]] = frozenset()
+
+
+def _identities(paths: frozenset[str]) -> frozenset[tuple[int, int, str]]:
+    """Files named by pending intents, by the identity of their folder and their name."""
+    out: set[tuple[int, int, str]] = set()
+    for path in paths:
+        folder, name = os.path.split(path)
+        with contextlib.suppress(OSError), recovery.open_dir(folder) as fd:
+            st = os.fstat(fd)
+            out.add((st.st_dev, st.st_ino, name))
+    return frozenset(out)
+
+
 def _run_as_user(job: PolicyPass, su: tuple[str, str]) -> PassResult:
     """The policy's pass in a child as ``su``, journaling into that user's own directory."""
-    if job.journal is None:
+    if job.ctx.journal is None:
         return run_as(su, job.run, job.policy.name)
-    fd = recovery.su_directory(job.journal, su)
+    fd = recovery.su_directory(job.ctx.journal, su)
 
     def in_child() -> PassResult:
-        job.journal = recovery.cwd_journal(fd)
-        return job.run()
+        ctx = replace(job.ctx, journal=recovery.cwd_journal(fd))
+        return PolicyPass(job.policy, ctx, job.seen).run()
 
     try:
         return run_as(su, in_child, job.policy.name)
@@ -139,6 +167,18 @@ def _logrotate_coverage(config: Config, report: Report) -> dict[str, str]:
 
 _Log = LiveLog
 
+# Folders whose files are never candidates, whatever the globs say: the reason reported.
+_OWN_FOLDERS = {
+    Root.STATE: "in nodeguard's own state folder: never a candidate",
+    Root.CONFIG: "nodeguard's own configuration: never a candidate",
+}
+_ROOT_NAMES = {
+    Root.STATE: "nodeguard's state folder",
+    Root.CONFIG: "nodeguard's config drop-in folder",
+    Root.DOCKER: "Docker's containers folder",
+    Root.PODS: "the pods root",
+}
+
 
 class _Rotation(enum.Enum):
     """How one rotation step went, as far as the rest of the log's steps care."""
@@ -154,19 +194,14 @@ class PolicyPass:
     """The pass of one policy; ``run()`` returns its records and the inodes it handled."""
 
     policy: Policy
-    covered: dict[str, str]
+    ctx: PassContext
     seen: dict[tuple[int, int], str]
-    options: PassOptions
-    world: World
-    journal: recovery.Journal | None = None
-    protected: frozenset[str] = frozenset()  # named by intents still pending: leave alone
-    containers: ContainersConfig | None = None  # where runtimes keep the logs they own
     records: list[Record] = field(default_factory=list)
     handled: dict[tuple[int, int], str] = field(default_factory=dict)
 
     def run(self) -> tuple[list[Record], dict[tuple[int, int], str]]:
-        self.now = self.world.clock()
-        with _Jobs(self.world.workers) as self.jobs:
+        self.now = self.ctx.world.clock()
+        with _Jobs(self.ctx.world.workers) as self.jobs:
             for pattern in self.policy.paths:
                 self._pattern(pattern)
         self.records += self.jobs.records
@@ -237,8 +272,15 @@ class PolicyPass:
                 )
         if not match.files:
             return
+        names = sorted(match.files)
+        roots = self._roots(d)
+        own = _OWN_FOLDERS.keys() & roots
+        if own:
+            for name in names:
+                self._record(f"{d.path}/{name}", "skip", SKIPPED, _OWN_FOLDERS[min(own)])
+            return
         if scan.insecure(d.st) and self.policy.su is None:
-            for name in sorted(match.files):
+            for name in names:
                 self._record(
                     f"{d.path}/{name}",
                     "refuse",
@@ -248,15 +290,24 @@ class PolicyPass:
                     "it; set su: [user, group] for this policy",
                 )
             return
-        with self._rotated_dir(d, sorted(match.files)) as rotated_dir:
+        with self._rotated_dir(d, names) as rotated_dir:
             if rotated_dir is None:
                 return
             same = rotated_dir is d and match.listing is not None
             listing = match.listing if same and match.listing is not None else _listdir(rotated_dir)
             groups = _group_rotated(listing)
-            for name in sorted(match.files):
+            for name in names:
                 log = _Log(d, rotated_dir, name, match.files[name])
-                self._log(log, *groups.get(name, ([], [])))
+                self._log(log, roots, *groups.get(name, ([], [])))
+
+    def _roots(self, d: scan.Directory) -> frozenset[Root]:
+        """The guarded roots holding ``d`` (none when it cannot be placed)."""
+        if d.fd < 0:
+            return frozenset()
+        try:
+            return self.ctx.guards.under(d.fd, d.st)
+        except OSError:
+            return frozenset()
 
     @contextlib.contextmanager
     def _rotated_dir(self, d: scan.Directory, names: list[str]) -> Iterator[scan.Directory | None]:
@@ -266,18 +317,8 @@ class PolicyPass:
             return
         opened = self._open_olddir(d, olddir)
         reason = opened if isinstance(opened, str) else None
-        if (
-            isinstance(opened, scan.Directory)
-            and scan.insecure(opened.st)
-            and self.policy.su is None
-        ):
-            reason = f"olddir {opened.path} has insecure permissions"
-        if (
-            isinstance(opened, scan.Directory)
-            and opened.st.st_dev != d.st.st_dev
-            and self.policy.method == "rename"
-        ):
-            reason = f"olddir {opened.path} is on another filesystem"
+        if isinstance(opened, scan.Directory):
+            reason = self._olddir_problem(d, opened)
         if reason is not None:
             for name in names:
                 self._record(f"{d.path}/{name}", "refuse", REFUSED, reason)
@@ -287,34 +328,75 @@ class PolicyPass:
             if isinstance(opened, scan.Directory) and opened.fd >= 0:
                 os.close(opened.fd)
 
+    def _olddir_problem(self, d: scan.Directory, opened: scan.Directory) -> str | None:
+        if scan.insecure(opened.st) and self.policy.su is None:
+            return f"olddir {opened.path} has insecure permissions"
+        if opened.st.st_dev != d.st.st_dev and self.policy.method == "rename":
+            return f"olddir {opened.path} is on another filesystem"
+        guarded = _OWN_FOLDERS.keys() & self._roots(opened) | {Root.DOCKER} & self._roots(opened)
+        if guarded:
+            return f"olddir {opened.path} is inside {_ROOT_NAMES[min(guarded)]}"
+        return None
+
     def _open_olddir(self, d: scan.Directory, olddir: str) -> scan.Directory | str:
+        """Open (creating each missing folder, outside a dry run) ``olddir``.
+
+        Absolute: walked from ``/`` like a configured path. Relative: one component at a
+        time from the log's folder, each opened with O_NOFOLLOW and created with mkdirat
+        where missing, so no symlink in any component is ever followed.
+        """
         problems: list[str] = []
         if olddir.startswith("/"):
             opened = scan.open_path(olddir, lambda p, r: problems.append(f"{p}: {r}"))
             return opened or (problems[0] if problems else f"olddir {olddir} does not exist")
-        if not self.options.dry_run:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(olddir, stat.S_IMODE(d.st.st_mode) & 0o755, dir_fd=d.fd)
+        path = f"{d.path}/{olddir}"
+        fd = os.dup(d.fd)
         try:
-            fd = os.open(olddir, DIR_FLAGS, dir_fd=d.fd)
+            for part in [p for p in olddir.split("/") if p not in ("", ".")]:
+                child = self._olddir_component(fd, part, d.st)
+                if child is None:  # a dry run: plan against an empty olddir (no fd)
+                    return scan.Directory(path, -1, d.st)
+                os.close(fd)
+                fd = child
+                st = os.fstat(fd)
+                if scan.insecure(st) and self.policy.su is None:
+                    return f"olddir {path}: folder {part} has insecure permissions"
         except OSError as exc:
-            if self.options.dry_run and exc.errno == errno.ENOENT:
-                # A dry run does not create it: plan against an empty olddir (no fd).
-                return scan.Directory(f"{d.path}/{olddir}", -1, d.st)
-            return f"olddir {d.path}/{olddir}: {exc.strerror} (symlinks are never followed)"
-        return scan.Directory(f"{d.path}/{olddir}", fd, os.fstat(fd))
+            os.close(fd)
+            return f"olddir {path}: {exc.strerror} (symlinks are never followed)"
+        except BaseException:
+            os.close(fd)
+            raise
+        return scan.Directory(path, fd, os.fstat(fd))
+
+    def _olddir_component(self, parent: int, name: str, log_dir: os.stat_result) -> int | None:
+        """Open one folder of a relative olddir, making it if missing (None: dry run)."""
+        try:
+            return os.open(name, DIR_FLAGS, dir_fd=parent)
+        except FileNotFoundError:
+            if self.ctx.options.dry_run:
+                return None
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, stat.S_IMODE(log_dir.st_mode) & 0o755, dir_fd=parent)
+        return os.open(name, DIR_FLAGS, dir_fd=parent)
 
     # --- per log ----------------------------------------------------------------------------
 
-    def _log(self, log: _Log, rotated: list[naming.RotatedName], temps: list[str]) -> None:
-        if not self._admissible(log):
+    def _log(
+        self,
+        log: _Log,
+        roots: frozenset[Root],
+        rotated: list[naming.RotatedName],
+        temps: list[str],
+    ) -> None:
+        if not self._admissible(log, roots):
             return
         self.handled[(log.st.st_dev, log.st.st_ino)] = self.policy.name
         if self.policy.method != "rename" and (rotated or self.policy.max_files == 1):
             # Only a file rotated in place before can show the mark; a scan of logs that
             # never were costs nothing here.
             self._check_append(log)
-        if rotated or temps or rotate_reason(self.policy, log.st.st_size, self.options.force):
+        if rotated or temps or rotate_reason(self.policy, log.st.st_size, self.ctx.options.force):
             self._act(log, self._recover(log, rotated, temps), retry=True)
         else:  # nothing rotated and too small: what most logs are in most passes
             self._keep(log)
@@ -326,7 +408,7 @@ class PolicyPass:
 
     def _plan(self, log: _Log, rotated: list[naming.RotatedName], *, rotate: bool) -> list[Step]:
         siblings = [s for s in (self._sibling(log, r) for r in rotated) if s is not None]
-        size, force = log.st.st_size, self.options.force
+        size, force = log.st.st_size, self.ctx.options.force
         return plan_log(self.policy, log.name, size, siblings, self.now, force=force, rotate=rotate)
 
     def _act(self, log: _Log, rotated: list[naming.RotatedName], *, retry: bool) -> None:
@@ -370,13 +452,16 @@ class PolicyPass:
         if symptom is not None:
             self._record(log.path, "check", FAILED, symptom, bytes_before=log.st.st_size)
 
-    def _admissible(self, log: _Log) -> bool:
+    def _admissible(self, log: _Log, roots: frozenset[Root]) -> bool:
         st, path = log.st, log.path
         verdict: tuple[str, str, str] | None = None
+        covered = self.ctx.guards.covered.get((st.st_dev, st.st_ino))
         if stat.S_ISLNK(st.st_mode):
             verdict = ("skip", SKIPPED, "is a symlink (never followed)")
         elif not stat.S_ISREG(st.st_mode):
             verdict = ("skip", SKIPPED, f"not a regular file ({stat.filemode(st.st_mode)})")
+        elif (st.st_dev, st.st_ino) in self.ctx.guards.config_files:
+            verdict = ("skip", SKIPPED, _OWN_FOLDERS[Root.CONFIG])
         elif st.st_nlink > 1 and not self.policy.allow_hardlinks:
             verdict = (
                 "refuse",
@@ -390,30 +475,27 @@ class PolicyPass:
                 SKIPPED,
                 f"already handled by policy {self.seen[(st.st_dev, st.st_ino)]}",
             )
-        elif path in self.covered and not self.policy.take_over_logrotate:
+        elif covered is not None and not self.policy.take_over_logrotate:
             verdict = (
                 "skip",
                 SKIPPED,
-                f"covered by logrotate ({self.covered[path]}); set "
-                "take_over_logrotate to rotate it here",
+                f"covered by logrotate ({covered}); set take_over_logrotate to rotate it here",
             )
-        verdict = verdict or self._runtime_verdict(path)
+        verdict = verdict or self._runtime_verdict(roots)
         if verdict is not None:
             self._record(path, verdict[0], verdict[1], verdict[2], bytes_before=st.st_size)
         return verdict is None
 
-    def _runtime_verdict(self, path: str) -> tuple[str, str, str] | None:
+    def _runtime_verdict(self, roots: frozenset[Root]) -> tuple[str, str, str] | None:
         """Logs a container runtime owns: Docker's are never ours, CRI's never renamed."""
-        if self.containers is None:
-            return None
-        if path.startswith(f"{self.containers.docker_root}/containers/"):
+        if Root.DOCKER in roots:
             return (
                 "skip",
                 SKIPPED,
                 "Docker's own log file: dockerd rotates it; bound it "
                 "with log-opts (nodeguard docker-config)",
             )
-        if path.startswith(f"{self.containers.pods_dir}/") and self.policy.method == "rename":
+        if Root.PODS in roots and self.policy.method == "rename":
             return (
                 "refuse",
                 REFUSED,
@@ -451,7 +533,7 @@ class PolicyPass:
     ) -> list[naming.RotatedName]:
         """Remove debris of an interrupted pass and finish interrupted compressions."""
         for tmp in temps:
-            if log.rotated_path(tmp) in self.protected:
+            if self._protected(log, tmp):
                 continue  # an intent still pending needs it (reported by recovery)
             self._remove_file(log, tmp, "cleanup", "leftover temporary file of an interrupted pass")
         names = {r.name for r in rotated}
@@ -473,9 +555,14 @@ class PolicyPass:
 
     # --- steps ---------------------------------------------------------------------------------
 
+    def _protected(self, log: _Log, name: str) -> bool:
+        """Whether an intent still pending names this file (then it is left alone)."""
+        st = log.rotated_dir.st
+        return (st.st_dev, st.st_ino, name) in self.ctx.protected
+
     def _step(self, log: _Log, step: Step) -> int:
         """One remove or compress step; the bytes it freed (a removal's size)."""
-        if log.rotated_path(step.name) in self.protected:
+        if self._protected(log, step.name):
             self._record(
                 log.rotated_path(step.name),
                 step.action,
@@ -492,7 +579,7 @@ class PolicyPass:
     def _rotate(self, log: _Log, step: Step) -> _Rotation:
         target = step.target or ""
         extra: dict[str, Any] = {"bytes_before": log.st.st_size, "target": log.rotated_path(target)}
-        if self.options.dry_run:
+        if self.ctx.options.dry_run:
             self._record(
                 log.path,
                 "rotate",
@@ -502,12 +589,12 @@ class PolicyPass:
                 **extra,
             )
             return _Rotation.DONE
-        intents = recovery.Intents(self.journal, self.policy.name)
+        intents = recovery.Intents(self.ctx.journal, self.policy.name)
         try:
             outcome = METHODS[self.policy.method](log, target, self.policy, intents)
         except (OSError, Changed, NeedsJournal) as exc:
             self._record(log.path, "rotate", FAILED, step.reason, error=_err(exc), **extra)
-            self.records += recovery.settle_open(intents, _replay(self._own_policy, self.world))
+            self.records += recovery.settle_open(intents, _replay(self._own_policy, self.ctx.world))
             nospace = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
             return _Rotation.NO_SPACE if nospace else _Rotation.FAILED
         note = f"; {outcome.note}" if outcome.note else ""
@@ -547,7 +634,7 @@ class PolicyPass:
         if self.policy.postrotate is None:
             return
         argv = ["/bin/sh", "-c", self.policy.postrotate, "nodeguard", log.path]
-        code, output = self.world.run(argv, self.policy.postrotate_timeout)
+        code, output = self.ctx.world.run(argv, self.policy.postrotate_timeout)
         if code != 0:
             self._record(
                 log.path,
@@ -562,7 +649,7 @@ class PolicyPass:
     ) -> int:
         """Unlink a rotated file or leftover; return the bytes that freed."""
         path = log.rotated_path(name)
-        if self.options.dry_run:
+        if self.ctx.options.dry_run:
             self._record(path, action, PLANNED, reason, bytes_before=size, bytes_after=0)
             return 0
         try:
@@ -593,7 +680,7 @@ class PolicyPass:
             bytes_before=step.size,
             target=path + ".gz",
         )
-        if self.options.dry_run:
+        if self.ctx.options.dry_run:
             self.records.append(record)
             return
         level, fd, name = self.policy.compress_level, os.dup(log.rotated_dir.fd), step.name

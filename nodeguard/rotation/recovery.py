@@ -195,13 +195,13 @@ def rotated_dir_path(olddir: str | None, live_dir: str) -> str:
 
 
 def recover_all(
-    config: Config, journal: Journal, replay: Replay
+    config: Config, journal: Journal, replay: Replay, euid: int
 ) -> tuple[list[Record], frozenset[str]]:
     """Replay the main journal, then each su user's (as that user); return the records
     and the files that records still pending name (a pass must leave those alone)."""
     records = recover(journal, replay)
     protected = pending_paths(journal, replay)
-    for su in _su_users(config):
+    for su in _su_users(config, euid):
         if not (journal.directory / su_dir_name(su)).is_dir():
             continue
         fd = su_directory(journal, su)
@@ -218,8 +218,8 @@ def _recover_in(fd: int, replay: Replay) -> tuple[list[Record], dict[tuple[int, 
     return recover(cwd_journal(fd), replay), {}
 
 
-def _su_users(config: Config) -> list[tuple[str, str]]:
-    if os.geteuid() != 0:
+def _su_users(config: Config, euid: int) -> list[tuple[str, str]]:
+    if euid != 0:
         return []  # not root: every policy ran in this process, with the main journal
     return sorted({p.su for p in config.policies if p.su is not None})
 
