@@ -293,12 +293,21 @@ class PolicyPass:
         with self._rotated_dir(d, names) as rotated_dir:
             if rotated_dir is None:
                 return
-            same = rotated_dir is d and match.listing is not None
-            listing = match.listing if same and match.listing is not None else _listdir(rotated_dir)
+            cached = match.listing if rotated_dir is d else None
+            try:
+                listing = cached if cached is not None else _listdir(rotated_dir)
+            except OSError as exc:
+                for name in names:
+                    reason = f"cannot list {rotated_dir.path}"
+                    self._record(f"{d.path}/{name}", "scan", FAILED, reason, error=_err(exc))
+                return
             groups = _group_rotated(listing)
             for name in names:
                 log = _Log(d, rotated_dir, name, match.files[name])
-                self._log(log, roots, *groups.get(name, ([], [])))
+                try:
+                    self._log(log, roots, *groups.get(name, ([], [])))
+                except OSError as exc:  # one log's trouble is that log's record
+                    self._record(log.path, "check", FAILED, "unexpected error", error=_err(exc))
 
     def _roots(self, d: scan.Directory) -> frozenset[Root]:
         """The guarded roots holding ``d`` (none when it cannot be placed)."""

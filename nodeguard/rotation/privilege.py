@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import grp
 import json
+import logging
 import os
 import pwd
 import traceback
@@ -16,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 from nodeguard.rotation.report import FAILED, Record
+
+_log = logging.getLogger(__name__)
 
 Handled = dict[tuple[int, int], str]
 PassResult = tuple[list[Record], Handled]
@@ -62,8 +65,9 @@ def _child(uid: int, gid: int, job: Callable[[], PassResult], write_fd: int) -> 
             "records": [asdict(r) for r in records],
             "handled": [[d, i, p] for (d, i), p in handled.items()],
         }
-    except BaseException:  # report anything, never fall back into the parent's code
-        body = {"error": traceback.format_exc()}
+    except BaseException as exc:  # report anything, never fall back into the parent's code
+        _log.error("pass as uid %d failed", uid, exc_info=True)  # the traceback, for stderr
+        body = {"error": "".join(traceback.format_exception_only(exc)).strip()}
         code = 1
     data = json.dumps(body).encode()
     view = memoryview(data)
