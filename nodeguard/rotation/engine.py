@@ -15,7 +15,7 @@ import functools
 import os
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 from nodeguard.config.model import Config, Policy
 from nodeguard.config.units import format_size
 from nodeguard.fsutil import DIR_FLAGS
-from nodeguard.rotation import faults, naming, recovery, scan
+from nodeguard.rotation import faults, naming, recovery, scan, verify
 from nodeguard.rotation.compress import gzip_file
-from nodeguard.rotation.guards import Guards, Root
+from nodeguard.rotation.guards import Guards, Root, SharedKey, shared_rotated_names
 from nodeguard.rotation.logrotate_conf import covered_paths
 from nodeguard.rotation.methods import METHODS, Changed, LiveLog, NeedsJournal, append_symptom
 from nodeguard.rotation.plan import Sibling, Step, plan_log, rotate_reason
@@ -81,6 +81,7 @@ def run_pass(
         Guards.build(config, _logrotate_coverage(config, report)),
         journal,
         _identities(protected),
+        shared_rotated_names(config),
     )
     seen: dict[tuple[int, int], str] = {}
     for policy in config.policies:
@@ -106,6 +107,8 @@ class PassContext:
     journal: recovery.Journal | None = None
     # (folder device, folder inode, name) of files that intents still pending name
     protected: frozenset[tuple[int, int, str]] = frozenset()
+    # (rotated folder device, inode, live name) -> the live logs that would share it
+    shared: Mapping[SharedKey, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _identities(paths: frozenset[str]) -> frozenset[tuple[int, int, str]]:
@@ -490,10 +493,25 @@ class PolicyPass:
                 SKIPPED,
                 f"covered by logrotate ({covered}); set take_over_logrotate to rotate it here",
             )
-        verdict = verdict or self._runtime_verdict(roots)
+        verdict = verdict or self._runtime_verdict(roots) or self._shared_verdict(log)
         if verdict is not None:
             self._record(path, verdict[0], verdict[1], verdict[2], bytes_before=st.st_size)
         return verdict is None
+
+    def _shared_verdict(self, log: _Log) -> tuple[str, str, str] | None:
+        """Refuse a log whose rotated files another live log's would share by name."""
+        r = log.rotated_dir
+        sharing = self.ctx.shared.get((r.st.st_dev, r.st.st_ino, log.name)) if r.fd >= 0 else None
+        if not sharing:
+            return None
+        others = ", ".join(p for p in sharing if p != log.path)
+        return (
+            "refuse",
+            REFUSED,
+            f"its rotated files would share {r.path} with those of {others} (same name "
+            f"{log.name}): retention and cleanup could not tell them apart; use a relative "
+            "olddir, or paths whose file names are unique",
+        )
 
     def _runtime_verdict(self, roots: frozenset[Root]) -> tuple[str, str, str] | None:
         """Logs a container runtime owns: Docker's are never ours, CRI's never renamed."""
@@ -546,21 +564,27 @@ class PolicyPass:
                 continue  # an intent still pending needs it (reported by recovery)
             self._remove_file(log, tmp, "cleanup", "leftover temporary file of an interrupted pass")
         names = {r.name for r in rotated}
-        done = [
-            r
-            for r in rotated
-            if not r.compressed
-            and r.name + ".gz" in names
-            and _plain_file(log.rotated_dir.fd, r.name + ".gz")  # not someone's link
-        ]
-        for plain in done:
-            self._remove_file(
-                log,
-                plain.name,
-                "cleanup",
-                "compressed copy is complete; removing the plain file left by an interrupted pass",
+        plains = [r for r in rotated if not r.compressed and r.name + ".gz" in names]
+        aside: set[str] = set()  # removed as debris, or kept out of retention as a conflict
+        for plain in plains:
+            gz = plain.name + ".gz"
+            if not _plain_file(log.rotated_dir.fd, gz):  # someone's link: not a copy of ours
+                continue
+            mismatch = verify.gzip_mismatch(log.rotated_dir.fd, plain.name, gz)
+            if mismatch is None:
+                reason = "compressed copy is complete; removing the plain file left by an "
+                self._remove_file(log, plain.name, "cleanup", reason + "interrupted pass")
+                aside.add(plain.name)
+                continue
+            aside.update((plain.name, gz))
+            self._record(
+                log.rotated_path(plain.name),
+                "check",
+                FAILED,
+                f"{gz} exists but does not hold this file ({mismatch}); both kept and "
+                "left out of retention: compare them and remove one by hand",
             )
-        return [r for r in rotated if r not in done]
+        return [r for r in rotated if r.name not in aside]
 
     # --- steps ---------------------------------------------------------------------------------
 

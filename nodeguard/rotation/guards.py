@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from types import MappingProxyType
 
 from nodeguard.config.model import Config
 from nodeguard.fsutil import DIR_FLAGS
+from nodeguard.rotation import scan
 
 FileId = tuple[int, int]  # (st_dev, st_ino)
 _MAX_DEPTH = 4096  # folders deeper than this are placed under no root (PATH_MAX / 2)
@@ -127,3 +129,63 @@ def _covered_ids(covered: Mapping[str, str]) -> dict[FileId, str]:
             st = os.stat(path, follow_symlinks=False)
             out.setdefault(file_id(st), conf)
     return out
+
+
+# --- rotated files that two live logs would share -----------------------------------
+
+SharedKey = tuple[int, int, str]  # the rotated folder's (device, inode), the live name
+
+
+def shared_rotated_names(config: Config) -> Mapping[SharedKey, tuple[str, ...]]:
+    """Live logs whose rotated files would land in one folder under one name.
+
+    Retention, cleanup of temps and recovery of a log all go by the rotated files'
+    names in its rotated folder, so two live logs of one name rotating into one
+    folder (the logs of three pods, all ``0.log``, with an absolute ``olddir``) would
+    take each other's files for their own. Every policy is scanned (not only the
+    selected ones), and each such folder and name maps to the paths of all its logs.
+    Without any ``olddir`` no two logs can share: a folder holds one name once.
+    """
+    if all(p.olddir is None for p in config.policies):
+        return {}
+    owners: dict[SharedKey, dict[FileId, str]] = {}
+    absolute: dict[str, FileId | None] = {}
+    for policy in config.policies:
+        for pattern in policy.paths:
+            for match in scan.expand(pattern, lambda path, reason: None):
+                folder = _rotated_folder(policy.olddir, match.directory, absolute)
+                if folder is None:
+                    continue
+                for name, st in match.files.items():
+                    if stat.S_ISREG(st.st_mode):
+                        logs = owners.setdefault((*folder, name), {})
+                        logs.setdefault(file_id(st), f"{match.directory.path}/{name}")
+    return MappingProxyType(
+        {key: tuple(sorted(logs.values())) for key, logs in owners.items() if len(logs) > 1}
+    )
+
+
+def _rotated_folder(
+    olddir: str | None, directory: scan.Directory, absolute: dict[str, FileId | None]
+) -> FileId | None:
+    """The identity of the folder a log in ``directory`` rotates into (None: none yet)."""
+    if olddir is None:
+        return file_id(directory.st)
+    if olddir.startswith("/"):
+        if olddir not in absolute:
+            opened = scan.open_path(olddir, lambda path, reason: None)
+            absolute[olddir] = None if opened is None else file_id(opened.st)
+            if opened is not None:
+                os.close(opened.fd)
+        return absolute[olddir]
+    fd = os.dup(directory.fd)
+    try:
+        for part in [p for p in olddir.split("/") if p not in ("", ".")]:
+            child = os.open(part, DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        return file_id(os.fstat(fd))
+    except OSError:
+        return None  # not made yet: a folder of its own, shared with no other
+    finally:
+        os.close(fd)
