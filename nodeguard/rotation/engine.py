@@ -40,6 +40,7 @@ from nodeguard.rotation.report import (
     Record,
     Report,
 )
+from nodeguard.rotation.sparse import Writer, all_writers
 from nodeguard.world import World
 
 if TYPE_CHECKING:
@@ -89,6 +90,8 @@ def run_pass(
             continue
         job = PolicyPass(policy, ctx, dict(seen))
         if policy.su is not None and world.euid == 0:
+            if policy.method != "rename":  # the user cannot see other users' fds: look now
+                job.writers = all_writers(proc=world.proc_root)
             records, handled = _run_as_user(job, policy.su)
         else:
             records, handled = job.run()
@@ -130,7 +133,7 @@ def _run_as_user(job: PolicyPass, su: tuple[str, str]) -> PassResult:
 
     def in_child() -> PassResult:
         ctx = replace(job.ctx, journal=recovery.cwd_journal(fd))
-        return PolicyPass(job.policy, ctx, job.seen).run()
+        return PolicyPass(job.policy, ctx, job.seen, writers=job.writers).run()
 
     try:
         return run_as(su, in_child, job.policy.name)
@@ -201,6 +204,7 @@ class PolicyPass:
     seen: dict[tuple[int, int], str]
     records: list[Record] = field(default_factory=list)
     handled: dict[tuple[int, int], str] = field(default_factory=dict)
+    writers: Mapping[tuple[int, int], list[Writer]] | None = None  # from /proc, when needed
 
     def run(self) -> tuple[list[Record], dict[tuple[int, int], str]]:
         self.now = self.ctx.world.clock()
@@ -612,6 +616,10 @@ class PolicyPass:
     def _rotate(self, log: _Log, step: Step) -> _Rotation:
         target = step.target or ""
         extra: dict[str, Any] = {"bytes_before": log.st.st_size, "target": log.rotated_path(target)}
+        refusal = self._writer_refusal(log)
+        if refusal is not None:
+            self._record(log.path, "refuse", REFUSED, refusal, bytes_before=log.st.st_size)
+            return _Rotation.FAILED
         if self.ctx.options.dry_run:
             self._record(
                 log.path,
@@ -659,6 +667,31 @@ class PolicyPass:
         faults.point("rotate.before-end")
         intents.end_all()
         return _Rotation.DONE
+
+    def _writer_refusal(self, log: _Log) -> str | None:
+        """Why the live file must not be rotated in place: a writer without O_APPEND.
+
+        Such a writer keeps its own offset; after a truncate or a collapse its next
+        write leaves a hole of NUL bytes as long as what was moved.
+        """
+        if self.policy.method == "rename":
+            return None
+        if self.writers is None:  # one /proc scan per policy pass, at the first need
+            self.writers = all_writers(proc=self.ctx.world.proc_root)
+        culprits = [w for w in self.writers.get((log.st.st_dev, log.st.st_ino), ()) if not w.append]
+        if not culprits:
+            return None
+        who = ", ".join(f"pid {w.pid} ({w.command})" for w in culprits)
+        reason = (
+            f"open for writing without O_APPEND by {who}: an in-place rotation "
+            f"({self.policy.method}) would leave a hole of NUL bytes in the live file"
+        )
+        if Root.PODS in self._roots(log.directory):
+            reason += (
+                "; kubelet rotates CRI logs (containerLogMaxSize): let it, with its limit "
+                "below this policy's max_size"
+            )
+        return reason
 
     def _own_policy(self, name: str) -> Policy | None:
         return self.policy if name == self.policy.name else None

@@ -16,8 +16,9 @@ import pytest
 from nodeguard.config import load_config
 from nodeguard.fsutil import TMP_MARK
 from nodeguard.rotation import naming
-from nodeguard.rotation.engine import PassOptions, run_pass
+from nodeguard.rotation.engine import PassOptions, World, run_pass
 from nodeguard.rotation.report import FAILED
+from nodeguard.state import IntentJournal
 from tests.conftest import make_config, numbered_lines, read_maybe_gz, records, rotate_json
 from tests.fsimages import Mounted, ext4_image, tmpfs_mount, xfs_image
 
@@ -174,19 +175,24 @@ def test_lossless_dry_run_plans_and_changes_nothing(ext4: Mounted, tmp_path: Pat
 def test_writer_without_o_append_is_reported_after_an_in_place_rotation(
     ext4: Mounted, tmp_path: Path, method: str
 ) -> None:
+    """A writer the pre-rotation check could not see (here: /proc hidden from the first
+    pass; on a node, one that opened the file mid-pass) is still reported afterwards."""
     logs = fresh_dir(ext4, tmp_path)
     config = make_config(tmp_path, [policy(logs, method=method, compress="none")])
+    blind = World(proc_root=tmp_path / "no-proc")
     fd = os.open(logs / "app.log", os.O_WRONLY | os.O_CREAT, 0o644)  # no O_APPEND
     try:
         os.write(fd, DATA)
-        code, body = rotate_json(config)
-        assert code == 0, body
-        assert [f["action"] for f in body["files"]] == ["rotate"]  # nothing to report yet
+        loaded = load_config(config, dropins=False)
+        journal = IntentJournal(tmp_path / "state" / "intents")
+        report = run_pass(loaded, PassOptions(), blind, journal)
+        assert [r.action for r in report.records] == ["rotate"]  # nothing to report yet
         os.write(fd, b"written at the old offset\n")
         code, body = rotate_json(config)
     finally:
         os.close(fd)
     assert code == 1
+    assert records(body, logs / "app.log")[-1] == ("refuse", "refused")  # not again
     (check,) = [f for f in body["files"] if f["action"] == "check"]
     assert check["result"] == "failed"
     assert check["reason"].startswith("writer does not use O_APPEND: file became sparse")
