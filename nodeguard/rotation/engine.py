@@ -277,6 +277,7 @@ class PolicyPass:
                     FAILED,
                     "file does not exist (set missing_ok: true if that is expected)",
                 )
+        self._lookalikes(match)
         if not match.files:
             return
         names = sorted(match.files)
@@ -315,6 +316,28 @@ class PolicyPass:
                     self._log(log, roots, *groups.get(name, ([], [])))
                 except OSError as exc:  # one log's trouble is that log's record
                     self._record(log.path, "check", FAILED, "unexpected error", error=_err(exc))
+
+    def _lookalikes(self, match: scan.DirMatch) -> None:
+        """Report files the glob matched that are named like rotated files of a live log
+        that does not exist here: nodeguard never takes them for live logs, so nothing
+        would ever bound them (``orphan.20240101-000000`` under ``*``)."""
+        present = set(match.listing or ())
+        for name in match.lookalikes:
+            parsed = naming.parse(naming.temp_target(name) or name)
+            if parsed is None or parsed.base in present:
+                continue  # the rotated file (or temp) of a log that is here
+            with contextlib.suppress(OSError):
+                st = os.stat(name, dir_fd=match.directory.fd, follow_symlinks=False)
+                if stat.S_ISREG(st.st_mode):
+                    self._record(
+                        f"{match.directory.path}/{name}",
+                        "skip",
+                        SKIPPED,
+                        f"named like a rotated file, but there is no live file {parsed.base} "
+                        "here: never rotated nor removed by nodeguard; rename it if it is a "
+                        "live log, or remove it",
+                        bytes_before=st.st_size,
+                    )
 
     def _roots(self, d: scan.Directory) -> frozenset[Root]:
         """The guarded roots holding ``d`` (none when it cannot be placed)."""

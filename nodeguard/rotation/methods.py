@@ -199,21 +199,51 @@ def _copy_owner(fd: int, st: os.stat_result) -> None:
 
 
 def copy_range(src: int, dst: int, offset: int) -> int:
-    """Copy src[offset:EOF) to the same offsets of dst; return the new end offset."""
+    """Copy src[offset:EOF) to the same offsets of dst; return the new end offset.
+
+    Only the data is copied: holes (SEEK_HOLE) stay holes, so a sparse log's copy
+    takes the room its data takes, not its length. The destination is extended to
+    the source's length at the end (a trailing hole).
+    """
     while True:
+        data = _seek_data(src, offset)
+        if data is None:  # only a hole (or nothing) from offset to EOF
+            end = max(offset, os.fstat(src).st_size)
+            if end > os.fstat(dst).st_size:
+                os.ftruncate(dst, end)
+            return end
+        end = os.lseek(src, data, os.SEEK_HOLE)
+        _copy_extent(src, dst, data, end)
+        offset = end
+
+
+def _seek_data(fd: int, offset: int) -> int | None:
+    """The next data offset at or after ``offset``; None if only a hole follows."""
+    try:
+        return os.lseek(fd, offset, os.SEEK_DATA)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            return None
+        raise
+
+
+def _copy_extent(src: int, dst: int, start: int, end: int) -> None:
+    """Copy src[start:end) to the same offsets of dst (fewer if the file shrank)."""
+    offset = start
+    while offset < end:
         try:
-            n = os.copy_file_range(src, dst, 1 << 30, offset, offset)
+            n = os.copy_file_range(src, dst, end - offset, offset, offset)
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                 raise
-            n = _copy_chunk(src, dst, offset)
+            n = _copy_chunk(src, dst, offset, end - offset)
         if n == 0:
-            return offset
+            return
         offset += n
 
 
-def _copy_chunk(src: int, dst: int, offset: int) -> int:
-    data = os.pread(src, 1 << 20, offset)
+def _copy_chunk(src: int, dst: int, offset: int, limit: int) -> int:
+    data = os.pread(src, min(1 << 20, limit), offset)
     done = 0
     while done < len(data):
         done += os.pwrite(dst, data[done:], offset + done)

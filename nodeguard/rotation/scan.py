@@ -54,6 +54,7 @@ class DirMatch:
     files: dict[str, os.stat_result] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # literal names that do not exist
     listing: list[str] | None = None  # every name in the directory, when it was listed
+    lookalikes: list[str] = field(default_factory=list)  # matched, but named like rotated
 
 
 def expand(pattern: str, problem: Problem) -> Iterator[DirMatch]:
@@ -171,13 +172,17 @@ def _match_files(directory: Directory, part: str) -> DirMatch:
     hidden_ok = part.startswith(".")
     fd, files = directory.fd, match.files
     for name in fnmatch.filter(match.listing, part):
-        if (hidden_ok or name[0] != ".") and not naming.is_rotated_or_temp(name):
-            # try/except rather than contextlib.suppress: this loop runs once per log
-            try:
-                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                continue  # removed since the listing
-            files[name] = st
+        if not hidden_ok and name[0] == ".":
+            continue
+        if naming.is_rotated_or_temp(name):
+            match.lookalikes.append(name)
+            continue
+        # try/except rather than contextlib.suppress: this loop runs once per log
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # removed since the listing
+        files[name] = st
     return match
 
 
