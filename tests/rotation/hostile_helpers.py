@@ -18,10 +18,11 @@ import select
 import shutil
 import signal
 import stat
+import subprocess
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +35,7 @@ from nodeguard.config.loader import load_text
 from nodeguard.rotation.engine import PassOptions, World, run_pass
 from nodeguard.rotation.report import DONE, Record, Report
 from nodeguard.state import IntentJournal
+from tests.fsimages import ext4_image
 
 NOBODY = pwd.getpwnam("nobody").pw_uid
 NOGROUP = grp.getgrnam("nogroup").gr_gid
@@ -83,9 +85,11 @@ class Arena:
         return self.root / "state"
 
 
-def make_arena() -> Arena:
-    """A fresh arena with the victim tree built and aged."""
-    root = Path(tempfile.mkdtemp(prefix="nodeguard-hostile-", dir="/tmp"))
+def make_arena(root: Path | None = None) -> Arena:
+    """A fresh arena with the victim tree built and aged (in ``root``, an empty folder
+    nobody can reach, when given: e.g. a filesystem image's mount point)."""
+    if root is None:
+        root = Path(tempfile.mkdtemp(prefix="nodeguard-hostile-", dir="/tmp"))
     os.chmod(root, 0o755)  # noqa: S103 - nobody must reach the arena, as on a real node
     arena = Arena(root)
     arena.victim.mkdir(0o755)
@@ -103,6 +107,24 @@ def make_arena() -> Arena:
 
 def remove_arena(arena: Arena) -> None:
     shutil.rmtree(arena.root)  # fd-based: safe against links, fine with paths > PATH_MAX
+
+
+@contextlib.contextmanager
+def ext4_arena() -> Iterator[Arena]:
+    """An arena on its own ext4 image, for cases that need collapse range (lossless):
+    /tmp may be a tmpfs. The mount point is reachable by nobody, as /tmp's arenas are."""
+    top = Path(tempfile.mkdtemp(prefix="nodeguard-hostile-ext4-", dir="/tmp"))
+    os.chmod(top, 0o755)  # noqa: S103 - nobody must reach the arena
+    try:
+        with ext4_image(top, size_mb=64) as fs:
+            arena = make_arena(fs.path)
+            check_atime_is_updated(arena.root)
+            try:
+                yield arena
+            finally:
+                subprocess.run(["rm", "-rf", "--one-file-system", str(fs.path)], check=False)
+    finally:
+        shutil.rmtree(top)
 
 
 def age(top: Path) -> None:
