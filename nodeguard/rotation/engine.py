@@ -167,7 +167,7 @@ def _logrotate_coverage(config: Config, report: Report) -> dict[str, str]:
     try:
         return covered_paths(config.logrotate_config)
     except OSError as exc:
-        report.notes.append(f"cannot read {config.logrotate_config}: {exc}")
+        report.notes.append(f"cannot read {config.logrotate_config}: {exc.strerror or exc}")
         return {}
 
 

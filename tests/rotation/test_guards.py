@@ -205,3 +205,31 @@ def test_an_olddir_inside_the_state_folder_is_refused(tmp_path: Path) -> None:
     assert records(body, logs / "app.log") == [("refuse", "refused")]
     assert "state folder" in body["files"][0]["reason"]
     assert os.listdir(state / "old") == []
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "include-fifo"])
+def test_an_odd_logrotate_config_neither_hangs_nor_grows_the_pass(
+    tmp_path: Path, kind: str
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_bytes(DATA)
+    logrotate = tmp_path / "logrotate.conf"
+    if kind == "fifo":
+        os.mkfifo(logrotate)
+    elif kind == "dev-zero":
+        logrotate.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(tmp_path / "included")
+        logrotate.write_text(f"include {tmp_path}/included\n{logs}/app.log {{\n}}\n")
+    conf = make_config(tmp_path, [policy([f"{logs}/*.log"])], logrotate_config=logrotate)
+    argv = [str(VENV_BIN / "nodeguard"), "-c", str(conf), "--no-dropins", "rotate"]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+    assert "Traceback" not in done.stderr
+    if kind == "include-fifo":  # the file itself is read; the FIFO it includes is not
+        assert done.returncode == 0, done.stdout
+        assert "covered by logrotate" in done.stdout
+    else:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"cannot read {logrotate}" in done.stdout
+        assert "rotate " in done.stdout and (logs / "app.log").stat().st_size == 0
