@@ -32,6 +32,7 @@ FILES_PER_DIR = 100
 SMALL_FILE_SIZE = 2048
 LOGROTATE = "/usr/sbin/logrotate"
 GNU_TIME = "/usr/bin/time"
+COMPRESSORS = ("libdeflate", "zlib", "isal", "zlibng")  # NODEGUARD_COMPRESSOR values
 _SIZE_RE = re.compile(r"^(\d+)(Ki|Mi|Gi|)$")
 _SUFFIX = {"": 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
 
@@ -117,7 +118,7 @@ class Tree:
     """A built tree for one tool: its root, log folder glob and config files."""
 
     tool: str  # logrotate | nodeguard
-    compressor: str  # gzip-6 (logrotate) | isal | zlib | none
+    compressor: str  # gzip-6 (logrotate) | auto | libdeflate | zlib | isal | zlibng | none
     root: Path
 
     @property
@@ -214,7 +215,7 @@ class Tools:
             env["PYTHONPATH"] = str(REPO)
             # bytecode as an installed package has it: the warm-up run writes the .pyc files
             env.pop("PYTHONDONTWRITEBYTECODE", None)
-            if tree.compressor in ("isal", "zlib"):
+            if tree.compressor in COMPRESSORS:
                 env["NODEGUARD_COMPRESSOR"] = tree.compressor
         return env
 
@@ -247,7 +248,7 @@ def run_tool(tools: Tools, tree: Tree) -> Run:
 
 
 def nodeguard_compressor(tools: Tools, tree: Tree) -> str:
-    """The encoder nodeguard really uses for level 6 here, e.g. zlib-4 (isal may be missing)."""
+    """The encoder nodeguard really uses for level 6 here, e.g. libdeflate-6 or zlib-5."""
     code = "from nodeguard.rotation.compress import compressor_name; print(compressor_name(6))"
     done = subprocess.run(
         [tools.python, "-c", code],
@@ -618,9 +619,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--compressors",
         type=lambda s: s.split(","),
-        default=["auto", "zlib"],
-        help="nodeguard compressors for the gzip cases: auto (the default: ISA-L or "
-        "zlib-ng where installed), zlib (as from the deb), isal, zlibng (auto,zlib)",
+        default=["libdeflate", "zlib"],
+        help="nodeguard compressors for the gzip cases: libdeflate (with zlib: what the deb "
+        "depends on), zlib (zlib alone), auto (every accelerator installed), isal, zlibng "
+        "(default: libdeflate,zlib)",
     )
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp"), help="disk, not tmpfs")
     parser.add_argument("--python", default=None, help="interpreter for nodeguard (.venv's)")
@@ -662,11 +664,10 @@ def main(argv: list[str] | None = None) -> int:
         tools = _tools(args)
         check_dir(args.dir)
         cases(args)  # unknown names fail here, before any tree is built
-        bad = [c for c in args.compressors if c not in ("auto", "isal", "zlib", "zlibng")]
+        bad = [c for c in args.compressors if c not in ("auto", *COMPRESSORS)]
         if bad:
-            raise UsageError(
-                f"--compressors: unknown {', '.join(bad)} (have auto, isal, zlib, zlibng)"
-            )
+            have = ", ".join(("auto", *COMPRESSORS))
+            raise UsageError(f"--compressors: unknown {', '.join(bad)} (have {have})")
         return _bench(args, tools)
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)

@@ -2,91 +2,107 @@
 
 The output is written to a hidden temporary name, fsynced, renamed to
 ``<name>.gz``, and only then is the plain file removed: at every instant one
-complete copy exists. Each gzip level maps to the fastest encoder that keeps
-the output within 15% of gzip's at that level: ISA-L (python-isal, when
-installed) for levels 1-4, zlib-ng (python-zlib-ng, when installed) for 5-6,
-zlib otherwise. All write standard gzip that any zcat reads, and all release
-the GIL, so the engine's worker threads use every core. Neither accelerator is
-packaged in Debian 12: the deb runs on zlib alone.
+complete copy exists. Each gzip level maps to the fastest installed encoder whose
+output stayed within 10% of ``gzip -N``'s on every corpus of bench/gzip_levels.py
+(levels 7-9: no larger): libdeflate (Debian's ``libdeflate0``, through a ctypes
+binding) where the table says so, ISA-L or zlib-ng if installed, zlib otherwise.
+libdeflate compresses whole buffers, so its output is a multi-member gzip of
+independent members of MEMBER bytes (every gzip reader takes it; memory stays
+bounded; one large file's members are compressed on several cores). All encoders
+release the GIL, so the engine's worker threads use every core.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import stat
 import zlib
+from collections import deque
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from nodeguard.fsutil import rename_noreplace
 from nodeguard.rotation import faults
 from nodeguard.rotation.naming import temp_name
 
-CHUNK = 1 << 20
+CHUNK = 1 << 20  # read size of the streaming encoders
+MEMBER = 2 << 20  # input bytes per gzip member (libdeflate): costs about 0.15% in size
 _GZIP_WBITS = 31  # zlib container = gzip
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_MAX_THREADS = 4  # members of one file compressed at once, at most
 
-COMPRESSOR_ENV = "NODEGUARD_COMPRESSOR"  # auto | zlib | isal | zlibng: benchmarks, debugging
+COMPRESSOR_ENV = "NODEGUARD_COMPRESSOR"  # auto | zlib | libdeflate | isal | zlibng
+BACKENDS = ("libdeflate", "isal", "zlibng", "zlib")
+Encoder = tuple[str, int]
 
-# compress_level N (gzip's 1-9) -> (backend, backend level): the fastest encoder whose
-# output stayed within 15% of `gzip -N` on every reference log (docs/performance.md).
-# ISA-L's best is 12-29% larger than gzip -6 on log text, so from level 5 zlib's faster
-# levels win; 7-9 ask for size and get zlib's own level.
-_WITH_ISAL = {1: ("isal", 1), 2: ("isal", 1), 3: ("isal", 1), 4: ("isal", 3)}
-_ZLIB_ONLY = {1: ("zlib", 1), 2: ("zlib", 1), 3: ("zlib", 1), 4: ("zlib", 2)}
-_UPPER = {5: ("zlib", 4), 6: ("zlib", 4), 7: ("zlib", 7), 8: ("zlib", 8), 9: ("zlib", 9)}
-_ISAL_FIRST = {n: ("isal", 1 if n <= 3 else 3) for n in range(1, 10)}  # speed over size
-# zlib-ng level 4 on log text: at most 1.11x gzip -6's size (1.08x gzip -5's) over the
-# reference logs, at about 1.3x zlib-4's speed (bench/gzip_levels.py).
-_WITH_ZLIB_NG = {5: ("zlibng", 4), 6: ("zlibng", 4)}
+# compress_level N -> the encoders whose output was within 10% of `gzip -N`'s on every
+# corpus of bench/gzip_levels.py (7-9: no larger), fastest first; the first installed
+# one is used. Measured there (docs/performance.md); a zlib level ends every list.
+PREFERENCES: dict[int, tuple[Encoder, ...]] = {
+    1: (("isal", 1), ("libdeflate", 1), ("zlibng", 2), ("zlib", 1)),
+    2: (("libdeflate", 1), ("zlibng", 2), ("isal", 3), ("zlib", 2)),
+    3: (("zlibng", 3), ("libdeflate", 3), ("zlib", 3)),
+    4: (("zlibng", 3), ("libdeflate", 3), ("zlib", 4)),
+    5: (("zlibng", 5), ("libdeflate", 5), ("zlib", 5)),
+    6: (("libdeflate", 6), ("zlibng", 6), ("zlib", 5)),
+    7: (("zlib", 7), ("zlibng", 8), ("libdeflate", 10)),
+    8: (("zlib", 8), ("libdeflate", 10)),
+    9: (("zlib", 9), ("libdeflate", 10)),
+}
 
 
-def _load_isal(choice: str) -> Any:
-    """ISA-L's zlib-compatible module, or None for zlib (asked for, or isal missing)."""
-    if choice == "zlib":
-        return None
+def _load(backend: str) -> Any:
+    """The backend's module (or libdeflate binding), or None when it is not installed."""
+    if backend == "libdeflate":
+        from nodeguard.rotation import deflate
+
+        try:
+            return deflate.load()
+        except deflate.Unavailable:  # the deb depends on libdeflate0; elsewhere optional
+            return None
     try:
-        from isal import isal_zlib
-    except ImportError:  # the deb does not depend on it; zlib is the fallback
-        return None
-    return isal_zlib
+        if backend == "isal":
+            from isal import isal_zlib
 
+            return isal_zlib
+        if backend == "zlibng":
+            from zlib_ng import zlib_ng
 
-def _load_zlib_ng(choice: str) -> Any:
-    """zlib-ng's zlib-compatible module, or None (not asked for, or not installed)."""
-    if choice not in ("auto", "zlibng"):
-        return None
-    try:
-        from zlib_ng import zlib_ng
+            return zlib_ng
     except ImportError:
         return None
-    return zlib_ng
+    return zlib
 
 
-def _table(choice: str, isal: Any, zlib_ng: Any) -> dict[int, tuple[str, int]]:
-    if isal is not None and choice == "isal":
-        return _ISAL_FIRST
-    table = {**(_ZLIB_ONLY if isal is None else _WITH_ISAL), **_UPPER}
-    return table if zlib_ng is None else {**table, **_WITH_ZLIB_NG}
+@functools.cache
+def _backends(choice: str) -> dict[str, Any]:
+    """The usable backends: zlib, plus the accelerators ``choice`` allows that load."""
+    allowed = BACKENDS if choice == "auto" else (choice, "zlib")
+    loaded = {name: _load(name) for name in BACKENDS if name in allowed}
+    return {name: module for name, module in loaded.items() if module is not None}
 
 
-_CHOICE = os.environ.get(COMPRESSOR_ENV, "auto")
-_isal: Any = _load_isal(_CHOICE if _CHOICE != "zlibng" else "zlib")
-_zlib_ng: Any = _load_zlib_ng(_CHOICE)
-_ENCODERS = _table(_CHOICE, _isal, _zlib_ng)
-_MODULES: dict[str, Any] = {"zlib": zlib, "isal": _isal, "zlibng": _zlib_ng}
+def _choice() -> str:
+    choice = os.environ.get(COMPRESSOR_ENV, "auto")
+    return choice if choice in (*BACKENDS, "auto") else "auto"
+
+
+def encoder(level: int, choice: str | None = None) -> Encoder:
+    """The encoder ``compress_level`` ``level`` uses here (first installed of its list)."""
+    available = _backends(choice or _choice())
+    for backend, mapped in PREFERENCES[level]:
+        if backend in available:
+            return backend, mapped
+    return "zlib", level  # unreachable: every list holds a zlib level
 
 
 def compressor_name(level: int = 6) -> str:
-    """The encoder used for ``level``, e.g. ``zlib-4`` or ``isal-1``."""
-    backend, mapped = _ENCODERS[level]
+    """The encoder used for ``level``, e.g. ``libdeflate-6`` or ``zlib-5``."""
+    backend, mapped = encoder(level)
     return f"{backend}-{mapped}"
-
-
-def _compressobj(level: int) -> Any:
-    backend, mapped = _ENCODERS[level]
-    return _MODULES[backend].compressobj(mapped, zlib.DEFLATED, _GZIP_WBITS)
 
 
 def gzip_file(dir_fd: int, name: str, level: int, *, allow_links: bool = False) -> int:
@@ -127,7 +143,7 @@ def gzip_file(dir_fd: int, name: str, level: int, *, allow_links: bool = False) 
 def _write_gzip(src: int, dir_fd: int, tmp: str, st: os.stat_result, level: int) -> int:
     out = os.open(tmp, _CREATE_FLAGS, 0o600, dir_fd=dir_fd)
     try:
-        size = _stream(src, out, level)
+        size = write_gzip(src, out, level, st.st_size)
         os.fchown(out, st.st_uid, st.st_gid)
         os.fchmod(out, stat.S_IMODE(st.st_mode))
         os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
@@ -140,16 +156,87 @@ def _write_gzip(src: int, dir_fd: int, tmp: str, st: os.stat_result, level: int)
     return size
 
 
-def _stream(src: int, out: int, level: int) -> int:
-    """Deflate everything readable from ``src`` into ``out``; return bytes written."""
-    comp = _compressobj(level)
+def write_gzip(src: int, out: int, level: int, size_hint: int = 0) -> int:
+    """gzip everything readable from ``src`` into ``out``; return the bytes written."""
+    backend, mapped = encoder(level)
+    module = _backends(_choice())[backend]
+    if backend == "libdeflate":
+        return _members(src, out, lambda data: module.compressor(mapped).gzip(data), size_hint)
+    return _stream(src, out, module.compressobj(mapped, zlib.DEFLATED, _GZIP_WBITS))
+
+
+def _stream(src: int, out: int, comp: Any) -> int:
+    """Deflate ``src`` through a zlib-style compressor object: one gzip member."""
     written = 0
     while chunk := os.read(src, CHUNK):
         written += _write_all(out, comp.compress(chunk))
     return written + _write_all(out, comp.flush())
 
 
-def _write_all(fd: int, data: bytes) -> int:
+Member = Callable[[bytes], memoryview]
+
+
+def _members(src: int, out: int, gzip: Member, size_hint: int) -> int:
+    """Independent gzip members of MEMBER input bytes each, written in order.
+
+    A file of several members has them compressed on up to _MAX_THREADS threads
+    (each with its own compressor) while this thread writes; at most one member per
+    thread is in memory, so memory stays bounded whatever the file's size.
+    """
+    threads = min(_MAX_THREADS, len(os.sched_getaffinity(0)), -(-size_hint // MEMBER))
+    if threads <= 1:
+        pieces: Iterator[memoryview] = map(gzip, _read_members(src))
+        return _write_members(out, pieces, gzip)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="gzip-member") as pool:
+        return _write_members(out, _parallel(pool, src, gzip, threads), gzip)
+
+
+def _write_members(out: int, pieces: Iterator[memoryview], gzip: Member) -> int:
+    written = sum(_write_all(out, piece) for piece in pieces)
+    return written or _write_all(out, gzip(b""))  # an empty file: one empty member
+
+
+def _read_members(src: int) -> Iterator[bytes]:
+    offset = 0
+    while data := _pread_full(src, MEMBER, offset):
+        yield data
+        offset += len(data)
+
+
+def _parallel(pool: Any, src: int, gzip: Member, ahead: int) -> Iterator[memoryview]:
+    """Members compressed on the pool (each thread reads its own), yielded in order."""
+    pending: deque[Any] = deque()
+    offset, eof = 0, False
+    while pending or not eof:
+        while not eof and len(pending) < ahead:
+            pending.append(pool.submit(_read_and_gzip, src, offset, gzip))
+            offset += MEMBER
+        data_length, piece = pending.popleft().result()
+        if data_length and not eof:
+            yield piece
+        # members after a short one are past the end: read empty, or a file that grew
+        eof = eof or data_length < MEMBER
+
+
+def _read_and_gzip(src: int, offset: int, gzip: Member) -> tuple[int, memoryview]:
+    data = _pread_full(src, MEMBER, offset)
+    return len(data), gzip(data) if data else memoryview(b"")
+
+
+def _pread_full(fd: int, length: int, offset: int) -> bytes:
+    """Up to ``length`` bytes at ``offset``; fewer only at end of file."""
+    data = os.pread(fd, length, offset)
+    while data and len(data) < length:
+        more = os.pread(fd, length - len(data), offset + len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> int:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]

@@ -5,7 +5,8 @@ prefix is copied first and then removed with ``fallocate(FALLOC_FL_COLLAPSE_RANG
 which the kernel serialises against ``write()``: an O_APPEND writer keeps appending at
 the new end of file, and rotated + live always equals what was written. Only ext4 (with
 extents) and xfs collapse; elsewhere :class:`CollapseUnsupported` tells the caller to fall
-back. The crash-safety order and the recovery rules are in docs/lossless.md.
+back. The cut falls after a newline whenever a block boundary allows it (a line split
+in two is reported). The crash-safety order and the recovery rules are in docs/lossless.md.
 """
 
 from __future__ import annotations
@@ -96,6 +97,62 @@ def _chunks(fd: int, start: int, length: int) -> Iterator[bytes]:
         start += len(data)
 
 
+_SCAN_FIRST = 64 << 10  # bytes read by the first step of the line-end search
+_SCAN_MAX = 4 << 20  # the step doubles up to this
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Where a move cuts the file: ``length`` bytes move; ``split`` says why a line is cut."""
+
+    length: int
+    split: str | None = None
+
+
+def _pread_exact(fd: int, length: int, offset: int) -> bytes:
+    data = os.pread(fd, length, offset)
+    if len(data) < length:
+        data += b"".join(_chunks(fd, offset + len(data), length - len(data)))
+    return data
+
+
+def aligned_line_end(fd: int, limit: int, unit: int) -> int:
+    """The largest multiple of ``unit`` up to ``limit`` whose last byte is a newline, or 0.
+
+    Reads backwards from ``limit`` in growing steps and looks only at the last byte of
+    each unit, so a file of short lines costs one small read.
+    """
+    end, step = limit // unit * unit, max(unit, _SCAN_FIRST // unit * unit)
+    while end > 0:
+        start = max(0, end - step)
+        last_bytes = _pread_exact(fd, end - start, start)[unit - 1 :: unit]
+        hit = last_bytes.rfind(b"\n")
+        if hit >= 0:
+            return start + (hit + 1) * unit
+        end, step = start, min(step * 2, max(unit, _SCAN_MAX // unit * unit))
+    return 0
+
+
+def choose_cut(fd: int, size: int, unit: int) -> Cut:
+    """The bytes to move from a file of ``size``: whole lines whenever a unit allows it.
+
+    A collapse moves a multiple of ``unit`` and cannot reach end of file. The cut is the
+    largest such length ending with a newline; only when the movable prefix has none is
+    the largest length taken, splitting a line (``split`` says so and why).
+    """
+    limit = (size - 1) // unit * unit if size > 0 else 0
+    if limit == 0:
+        return Cut(0)
+    length = aligned_line_end(fd, limit, unit)
+    if length:
+        return Cut(length)
+    why = (
+        f"no line ends at a {unit}-byte block boundary in the first {limit} bytes, so the "
+        "rotated file ends mid-line and the live file starts with the rest of that line"
+    )
+    return Cut(limit, why)
+
+
 def _sha_range(fd: int, start: int, length: int) -> str:
     digest = hashlib.sha256()
     for data in _chunks(fd, start, length):
@@ -112,6 +169,7 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
 
 def _copy_prefix(src_fd: int, dst_fd: int, length: int) -> str:
     """Copy src[0:length) to dst (holes stay holes), fsync dst; return the sha256."""
+    os.ftruncate(dst_fd, 0)  # a retry with a larger unit copies afresh
     digest = hashlib.sha256()
     zero = memoryview(bytes(_CHUNK))
     offset = 0
@@ -211,9 +269,12 @@ def lossless_move_prefix(
     journal: Callable[[dict[str, Any]], str] | None = None,
     done: Callable[[str], None] | None = None,
     unit: int | None = None,
+    on_split: Callable[[str], None] | None = None,
 ) -> int:
     """Move src's block-aligned prefix into the empty temp file dst; return bytes moved.
 
+    The prefix ends with a newline whenever a block boundary allows it (:func:`choose_cut`);
+    otherwise a line is split and ``on_split(reason)`` is called once the move is done.
     At least one byte stays in src (a collapse cannot reach end of file), so 0 is
     returned for a file of one unit or less. ``journal(facts)`` is called after dst is
     complete and durable and before src changes; it must store the facts plus the
@@ -225,30 +286,29 @@ def lossless_move_prefix(
     check_collapse_supported(src_fd)
     unit = unit or fs_block_size(src_fd)
     size = os.fstat(src_fd).st_size
-    length = (size - 1) // unit * unit if size > 0 else 0
-    if length == 0:
-        return 0
-    prefix_sha = _copy_prefix(src_fd, dst_fd, length)
-    if verify and _sha_range(dst_fd, 0, length) != prefix_sha:
-        raise OSError(errno.EIO, "the copied prefix does not read back identically")
-    while not _collapse_journaled(
-        src_fd,
-        size=size,
-        length=length,
-        unit=unit,
-        prefix_sha=prefix_sha,
-        journal=journal,
-        done=done,
-    ):
-        unit *= 2  # ext4 bigalloc and xfs realtime need a cluster/extent multiple
-        length = length // unit * unit
-        os.ftruncate(dst_fd, length)
-        os.fsync(dst_fd)
-        if length == 0:
+    while True:
+        cut = choose_cut(src_fd, size, unit)
+        if cut.length == 0:
+            os.ftruncate(dst_fd, 0)
             return 0
-        prefix_sha = _sha_range(dst_fd, 0, length)
+        prefix_sha = _copy_prefix(src_fd, dst_fd, cut.length)
+        if verify and _sha_range(dst_fd, 0, cut.length) != prefix_sha:
+            raise OSError(errno.EIO, "the copied prefix does not read back identically")
+        if _collapse_journaled(
+            src_fd,
+            size=size,
+            length=cut.length,
+            unit=unit,
+            prefix_sha=prefix_sha,
+            journal=journal,
+            done=done,
+        ):
+            break
+        unit *= 2  # ext4 bigalloc and xfs realtime need a cluster/extent multiple
     os.fsync(src_fd)
-    return length
+    if cut.split is not None and on_split is not None:
+        on_split(cut.split)
+    return cut.length
 
 
 def _collapse_journaled(

@@ -287,6 +287,7 @@ def _move_prefix(
 ) -> Outcome:
     r = log.rotated_dir
     tmp = naming.temp_name(target)
+    splits: list[str] = []  # why a line was cut in two, when no block boundary allowed better
     out = os.open(tmp, _TEMP_FLAGS, 0o600, dir_fd=r.fd)
     try:
         _copy_owner(out, st)
@@ -300,7 +301,9 @@ def _move_prefix(
             faults.point("lossless.before-collapse")
             return intent_id
 
-        moved = lossless.lossless_move_prefix(src, out, journal=journal, done=intents.end)
+        moved = lossless.lossless_move_prefix(
+            src, out, journal=journal, done=intents.end, on_split=splits.append
+        )
         if moved:
             faults.point("lossless.after-collapse")
             rename_noreplace(r.fd, tmp, r.fd, target)
@@ -316,7 +319,7 @@ def _move_prefix(
     if not moved:
         os.unlink(tmp, dir_fd=r.fd)
         return Outcome(os.fstat(src).st_size, "not larger than one filesystem block", False)
-    return Outcome(os.fstat(src).st_size)
+    return Outcome(os.fstat(src).st_size, "; ".join(splits))
 
 
 # --- writers without O_APPEND ----------------------------------------------------------------
