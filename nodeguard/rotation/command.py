@@ -1,28 +1,19 @@
-"""``nodeguard rotate`` and ``nodeguard run --once``: lock, pass, state, report."""
+"""``nodeguard rotate`` and ``nodeguard run --once``: arguments in, report out, exit code.
+
+The pass itself is :func:`nodeguard.rotation.runner.run_rotation_pass`, which the
+daemon calls too; this module only turns arguments into options and renders.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC
-from typing import Any
 
 from nodeguard.config.model import Config
 from nodeguard.config.units import format_duration, format_size
-from nodeguard.rotation.engine import PassOptions, World, run_pass, save_error
-from nodeguard.rotation.report import DONE, Report
-from nodeguard.state import (
-    IntentJournal,
-    LockBusy,
-    LockUnusable,
-    StateDirUnsafe,
-    StateDocument,
-    check_state_entries,
-    ensure_state_dir,
-    pass_lock,
-)
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+from nodeguard.exitcodes import Exit
+from nodeguard.rotation.runner import LockBusy, PassOptions, StateUnusable, run_rotation_pass
+from nodeguard.world import World
 
 
 def run_rotation(args: argparse.Namespace, config: Config, world: World | None = None) -> int:
@@ -35,29 +26,24 @@ def run_rotation(args: argparse.Namespace, config: Config, world: World | None =
             f"(have: {', '.join(p.name for p in config.policies)})",
             file=sys.stderr,
         )
-        return EXIT_USAGE
+        return Exit.USAGE
     options = PassOptions(dry_run=args.dry_run, force=getattr(args, "force", False), policies=names)
-    world = world or World()
-    if options.dry_run:
-        report = run_pass(config, options, world)  # no lock, no state: nothing is written
-    else:
-        try:
-            report = _locked_pass(config, options, world)
-        except LockBusy as exc:
-            print(f"nodeguard: another pass is running: {exc}", file=sys.stderr)
-            return EXIT_LOCKED
-        except (StateDirUnsafe, LockUnusable) as exc:
-            print(
-                f"nodeguard: state_dir {config.state_dir} cannot be used: {exc}; "
-                "nothing was changed",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
+    try:
+        report = run_rotation_pass(config, options, world or World())
+    except LockBusy as exc:
+        print(f"nodeguard: another pass is running: {exc}", file=sys.stderr)
+        return Exit.LOCKED
+    except StateUnusable as exc:
+        print(
+            f"nodeguard: state_dir {config.state_dir} cannot be used: {exc}; nothing was changed",
+            file=sys.stderr,
+        )
+        return Exit.USAGE
     if args.json:
         sys.stdout.write(report.to_json() + "\n")
     else:
         sys.stdout.write(_header(config, names) + report.render_text())
-    return EXIT_FAILED if report.failed else EXIT_OK
+    return Exit.FAILED if report.failed else Exit.OK
 
 
 def _header(config: Config, names: tuple[str, ...]) -> str:
@@ -72,52 +58,3 @@ def _header(config: Config, names: tuple[str, ...]) -> str:
             f", max_files {p.max_files}{age}, {p.method}, compress {p.compress})"
         )
     return "\n".join(lines) + "\n"
-
-
-STATE_FILE = "state.json"
-INTENTS_DIR = "intents"
-LOCK_FILE = "nodeguard.lock"
-MAX_REMEMBERED_LOGS = 10_000  # state.json stays bounded however many logs come and go
-
-
-def _locked_pass(config: Config, options: PassOptions, world: World) -> Report:
-    """Check the state folder, take the lock, run the pass, remember it.
-
-    Everything that could refuse the pass (an unsafe or odd state folder, the lock)
-    is checked before anything changes. A state file that cannot be saved (a full
-    disk) is reported as a failure of its own: the pass's work stands.
-    """
-    ensure_state_dir(config.state_dir, world.euid)
-    check_state_entries(
-        config.state_dir, world.euid, files=(LOCK_FILE, STATE_FILE), dirs=(INTENTS_DIR,)
-    )
-    with pass_lock(config.state_dir):
-        document = StateDocument(config.state_dir / STATE_FILE, kind="rotation")
-        loaded = document.load()
-        journal = IntentJournal(config.state_dir / INTENTS_DIR)
-        report = run_pass(config, options, world, journal)
-        if loaded.problem:
-            report.notes.append(f"{loaded.problem}; state rebuilt from the files on disk")
-        try:
-            document.save(_updated_state(loaded.data or {}, report, world))
-        except OSError as exc:
-            report.records.append(save_error(document.path, exc))
-    return report
-
-
-def _updated_state(state: dict[str, Any], report: Report, world: World) -> dict[str, Any]:
-    """Remember when each log was last rotated; the files on disk stay the truth."""
-    raw = state.get("logs")
-    logs = dict(raw) if isinstance(raw, dict) else {}
-    now = world.clock().astimezone(UTC).isoformat(timespec="seconds")
-    for record in report.records:
-        if record.action == "rotate" and record.result == DONE:
-            logs.pop(record.path, None)  # re-inserted last: the newest stay when capped
-            logs[record.path] = {
-                "rotated_at": now,
-                "rotated_to": record.target,
-                "bytes": record.bytes_before,
-            }
-    kept = dict(list(logs.items())[-MAX_REMEMBERED_LOGS:])
-    summary = dict(report.counts())
-    return {"last_pass": now, "summary": summary, "logs": kept}

@@ -152,7 +152,7 @@ def shared_rotated_names(config: Config) -> Mapping[SharedKey, tuple[str, ...]]:
     absolute: dict[str, FileId | None] = {}
     for policy in config.policies:
         for pattern in policy.paths:
-            for match in scan.expand(pattern, lambda path, reason: None):
+            for match in scan.expand(pattern, lambda path, kind, reason: None):
                 folder = _rotated_folder(policy.olddir, match.directory, absolute)
                 if folder is None:
                     continue
@@ -173,7 +173,7 @@ def _rotated_folder(
         return file_id(directory.st)
     if olddir.startswith("/"):
         if olddir not in absolute:
-            opened = scan.open_path(olddir, lambda path, reason: None)
+            opened = scan.open_path(olddir, lambda path, kind, reason: None)
             absolute[olddir] = None if opened is None else file_id(opened.st)
             if opened is not None:
                 os.close(opened.fd)

@@ -45,6 +45,7 @@ from tests.rotation.hostile_helpers import (
     make_arena,
     policy,
     problems,
+    records,
     records_about,
     remove_arena,
     run_passes,
@@ -248,7 +249,7 @@ def test_trusted_root_symlink_cannot_lead_through_a_directory_the_attacker_contr
     _, config = write_config(arena, policy([f"{trusted}/app/*.log"]))
     with victims_untouched(arena):
         reports = run_passes(config)
-    assert not [r for r in reports[0].records if r.result == DONE]
+    assert not [r for r in records(reports[0]) if r.result == DONE]
     assert "symlink that a non-root user could change" in reasons(reports, home / "logs")
 
 
@@ -485,7 +486,7 @@ def test_paths_longer_than_path_max_are_handled_through_directory_fds(
     _, config = write_config(arena, policy([pattern], method=method, compress="none"))
     with victims_untouched(arena):
         reports = run_passes(config)
-    assert [(r.action, r.result) for r in reports[0].records] == [("rotate", DONE)]
+    assert [(r.action, r.result) for r in records(reports[0])] == [("rotate", DONE)]
     listing = _listing_at(logs, names)
     (rotated,) = [n for n in listing if n.startswith("app.log.")]
     assert listing[rotated] + listing["app.log"] == len(LOG_DATA)

@@ -147,16 +147,16 @@ def test_lossless_that_moves_nothing_keeps_the_existing_rotated_files(
     assert [f["action"] for f in body["files"] if f["path"] == str(old)] == []
 
 
-def test_lossless_without_an_intent_journal_refuses_and_changes_nothing(
+def test_lossless_without_intent_records_refuses_and_changes_nothing(
     ext4: Mounted, tmp_path: Path
 ) -> None:
     logs = fresh_dir(ext4, tmp_path)
     (logs / "app.log").write_bytes(DATA)
     config = load_config(make_config(tmp_path, [policy(logs)]), dropins=False)
-    report = run_pass(config, PassOptions())  # a library caller that passed no journal
-    (record,) = report.records
-    assert (record.action, record.result) == ("rotate", FAILED)
-    assert "needs the intent journal" in (record.error or "")
+    report = run_pass(config, PassOptions())  # a library caller that passed no store
+    (record,) = report.events
+    assert (record.kind, record.facts["result"]) == ("rotate", FAILED)
+    assert "needs intent records" in (record.facts["error"] or "")
     assert os.listdir(logs) == ["app.log"]
     assert (logs / "app.log").read_bytes() == DATA
 
@@ -184,9 +184,9 @@ def test_writer_without_o_append_is_reported_after_an_in_place_rotation(
     try:
         os.write(fd, DATA)
         loaded = load_config(config, dropins=False)
-        journal = IntentJournal(tmp_path / "state" / "intents")
-        report = run_pass(loaded, PassOptions(), blind, journal)
-        assert [r.action for r in report.records] == ["rotate"]  # nothing to report yet
+        intents = IntentJournal(tmp_path / "state" / "intents")
+        report = run_pass(loaded, PassOptions(), blind, intents)
+        assert [e.kind for e in report.events] == ["rotate"]  # nothing to report yet
         os.write(fd, b"written at the old offset\n")
         code, body = rotate_json(config)
     finally:

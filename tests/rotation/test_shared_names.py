@@ -148,3 +148,20 @@ def test_plain_rotated_file_whose_gz_holds_it_is_removed(tmp_path: Path) -> None
     assert not plain.exists()
     assert zlib.crc32(gzip.decompress(Path(f"{plain}.gz").read_bytes())) == zlib.crc32(data)
     assert sorted(os.listdir(tmp_path / "logs")) == ["app.log", f"{plain.name}.gz"]
+
+
+def test_a_log_two_globs_of_one_policy_match_is_handled_once(tmp_path: Path) -> None:
+    """The second glob must not clean up the first one's compression in flight."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_bytes(DATA * 200)
+    (logs / "app.log.20240101-000000").write_bytes(DATA * 200)
+    pol = policy("p", [f"{logs}/*.log", f"{logs}/*", f"{logs}/app.log"], max_files=5)
+    code, body = rotate_json(make_config(tmp_path, [pol]))
+    assert code == 0, body
+    assert [f["result"] for f in body["files"] if f["action"] == "rotate"] == ["done"]
+    assert sorted(f["result"] for f in body["files"] if f["action"] == "compress") == [
+        "done",
+        "done",
+    ]
+    assert [f["action"] for f in body["files"] if f["action"] == "cleanup"] == []

@@ -170,12 +170,12 @@ def test_embedded_default_is_safe_for_each_runtimes_writer(
     big = numbered_lines("cri", 0, 21 * 16384)  # 21 MiB
     log = cri_log(logs, big)
     with writer(log, flags, comm) as pid:
-        report = run_pass(config, PassOptions(), journal=IntentJournal(tmp_path / "state" / "i"))
-    (record,) = [r for r in report.records if r.path == str(log)]
+        report = run_pass(config, PassOptions(), intents=IntentJournal(tmp_path / "state" / "i"))
+    (record,) = [e for e in report.events if e.subject == str(log)]
     if runtime == "containerd":
-        assert (record.action, record.result) == ("rotate", "done")
+        assert (record.kind, record.facts["result"]) == ("rotate", "done")
     else:
-        assert (record.action, record.result) == ("refuse", "refused")
+        assert (record.kind, record.facts["result"]) == ("refuse", "refused")
         assert f"pid {pid} (conmon)" in record.reason
         assert "kubelet rotates" in record.reason
         assert log.read_bytes()[: len(big)] == big
