@@ -35,22 +35,40 @@ class StateCorrupt(Exception):
     """The state file could not be read; the message says where and why."""
 
 
+class LockUnusable(OSError):
+    """The lock file cannot be opened or is not a regular file (read-only folder, ...)."""
+
+
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
 @contextlib.contextmanager
 def pass_lock(state_dir: Path) -> Iterator[None]:
-    """Hold ``state_dir/nodeguard.lock`` for one pass; raise LockBusy if taken."""
+    """Hold ``state_dir/nodeguard.lock`` for one pass; raise LockBusy if taken.
+
+    LockUnusable (an OSError) when the lock cannot be opened or is not a regular file.
+    The holder's pid is written for the message of a second pass, best effort: on a
+    full disk the lock still works without it.
+    """
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = state_dir / "nodeguard.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
+        fd = os.open(path, _LOCK_FLAGS, 0o600)
+    except OSError as exc:
+        raise LockUnusable(exc.errno, f"cannot open the lock: {exc.strerror}", str(path)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise LockUnusable(errno.EINVAL, "the lock is not a regular file", str(path))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                 holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
                 raise LockBusy(f"{path} is held by pid {holder or '?'}") from None
-            raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            raise LockUnusable(exc.errno, f"cannot lock: {exc.strerror}", str(path)) from None
+        with contextlib.suppress(OSError):  # ENOSPC: the flock is what counts
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)
@@ -122,17 +140,26 @@ class IntentJournal:
             os.unlink(self.directory / f"{intent_id}.json")
 
     def pending(self) -> list[tuple[str, dict[str, Any] | None]]:
-        """Every unfinished record; an unreadable one is returned as None."""
+        """Every unfinished record; an unreadable one (not a regular file, too large,
+        not UTF-8 JSON, nested too deeply, not an object) is returned as None."""
         out: list[tuple[str, dict[str, Any] | None]] = []
         if not self.directory.is_dir():
             return out
         for path in sorted(self.directory.glob("*.json")):
-            try:
-                record = json.loads(path.read_text("utf-8"))
-            except (OSError, ValueError):
-                record = None
-            out.append((path.stem, record if isinstance(record, dict) else None))
+            out.append((path.stem, read_record(path)))
         return out
+
+
+INTENT_READ_CAP = 64 * 1024  # a record is a few hundred bytes
+
+
+def read_record(path: Path, cap: int = INTENT_READ_CAP) -> dict[str, Any] | None:
+    """One JSON object from a small regular file, or None if it is anything else."""
+    try:
+        record = json.loads(read_capped(path, cap).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 # --- the state-file API: every file in state_dir goes through these ---------------
@@ -142,7 +169,8 @@ STALE_TEMP_AGE = 3600.0
 
 
 class StateDirUnsafe(Exception):
-    """The state folder (or a parent) could be changed by someone other than us."""
+    """The state folder (or a parent) could be changed by someone other than us, or an
+    entry in it is not what nodeguard keeps there (a folder where a file belongs, ...)."""
 
 
 def check_state_dir(path: Path, euid: int) -> None:
@@ -189,6 +217,27 @@ def _owned_by(path: Path | None, euid: int) -> bool:
     except OSError:
         return False
     return st is not None and stat.S_ISDIR(st.st_mode) and st.st_uid in (0, euid)
+
+
+def check_state_entries(
+    path: Path, euid: int, *, files: tuple[str, ...] = (), dirs: tuple[str, ...] = ()
+) -> None:
+    """Entries of the state folder, where present, must be what nodeguard keeps there:
+    ``files`` regular files (not a symlink, FIFO or folder), ``dirs`` directories that
+    only root (or ``euid``) can change. Raises StateDirUnsafe naming the entry."""
+    for name, want_dir in [(n, False) for n in files] + [(n, True) for n in dirs]:
+        entry = path / name
+        try:
+            st = os.lstat(entry)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StateDirUnsafe(f"{entry}: cannot inspect: {exc.strerror}") from None
+        if want_dir:
+            _check_component(entry, st, euid, None)
+        elif not stat.S_ISREG(st.st_mode):
+            kind = stat.filemode(st.st_mode)
+            raise StateDirUnsafe(f"{entry}: not a regular file ({kind}); move it away")
 
 
 def ensure_state_dir(path: Path, euid: int) -> None:

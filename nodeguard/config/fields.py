@@ -17,7 +17,12 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-from nodeguard.config.units import parse_duration, parse_size
+from nodeguard.config.units import format_duration, parse_duration, parse_size
+
+# The longest duration any key may hold: well inside what every consumer can use
+# (datetime arithmetic, threading and subprocess timeouts), so no accepted value can
+# fail later in the code. Keys that wait on something set their own, smaller maximum.
+DURATION_MAX = 100 * 365 * 86400
 
 
 class Kind(Enum):
@@ -136,7 +141,13 @@ def _size(spec: Field, value: Any) -> int:
 
 
 def _duration(spec: Field, value: Any) -> int:
-    return parse_duration(value)
+    seconds = parse_duration(value)
+    if spec.minimum is not None and seconds < spec.minimum:
+        raise ValueError(f"{value!r} is below the minimum {format_duration(spec.minimum)}")
+    maximum = min(spec.maximum, DURATION_MAX) if spec.maximum is not None else DURATION_MAX
+    if seconds > maximum:
+        raise ValueError(f"{value!r} is above the maximum {format_duration(maximum)}")
+    return seconds
 
 
 def _path(spec: Field, value: Any) -> Path:

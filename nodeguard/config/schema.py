@@ -209,7 +209,16 @@ POLICY = Section(
             nullable=True,
             example="systemctl kill -s HUP rsyslog.service",
         ),
-        Field("postrotate_timeout", Kind.DURATION, "Time allowed for postrotate.", "60s"),
+        Field(
+            "postrotate_timeout",
+            Kind.DURATION,
+            "Time allowed for postrotate, at most 1h (the pass waits for it under the "
+            "lock). Only the hook's exit status counts: a background child it leaves "
+            "holding its output is not waited for.",
+            "60s",
+            minimum=1,
+            maximum=3600,
+        ),
         Field(
             "olddir",
             Kind.STR,

@@ -1,18 +1,19 @@
-"""``nodeguard rotate`` and ``nodeguard run --once``: lock, pass, state, report."""
+"""``nodeguard rotate`` and ``nodeguard run --once``: arguments in, report out, exit code.
+
+The pass itself is :func:`nodeguard.rotation.runner.run_rotation_pass`, which the
+daemon calls too; this module only turns arguments into options and renders.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
 
 from nodeguard.config.model import Config
 from nodeguard.config.units import format_duration, format_size
-from nodeguard.rotation.engine import PassOptions, World, run_pass
-from nodeguard.rotation.report import DONE, Report
-from nodeguard.state import IntentJournal, LockBusy, StateFile, pass_lock
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+from nodeguard.exitcodes import Exit
+from nodeguard.rotation.runner import LockBusy, PassOptions, StateUnusable, run_rotation_pass
+from nodeguard.world import World
 
 
 def run_rotation(args: argparse.Namespace, config: Config, world: World | None = None) -> int:
@@ -25,21 +26,24 @@ def run_rotation(args: argparse.Namespace, config: Config, world: World | None =
             f"(have: {', '.join(p.name for p in config.policies)})",
             file=sys.stderr,
         )
-        return EXIT_USAGE
+        return Exit.USAGE
     options = PassOptions(dry_run=args.dry_run, force=getattr(args, "force", False), policies=names)
-    if options.dry_run:
-        report = run_pass(config, options, world)  # no lock, no state: nothing is written
-    else:
-        try:
-            report = _locked_pass(config, options, world)
-        except LockBusy as exc:
-            print(f"nodeguard: another pass is running: {exc}", file=sys.stderr)
-            return EXIT_LOCKED
+    try:
+        report = run_rotation_pass(config, options, world or World())
+    except LockBusy as exc:
+        print(f"nodeguard: another pass is running: {exc}", file=sys.stderr)
+        return Exit.LOCKED
+    except StateUnusable as exc:
+        print(
+            f"nodeguard: state_dir {config.state_dir} cannot be used: {exc}; nothing was changed",
+            file=sys.stderr,
+        )
+        return Exit.USAGE
     if args.json:
         sys.stdout.write(report.to_json() + "\n")
     else:
         sys.stdout.write(_header(config, names) + report.render_text())
-    return EXIT_FAILED if report.failed else EXIT_OK
+    return Exit.FAILED if report.failed else Exit.OK
 
 
 def _header(config: Config, names: tuple[str, ...]) -> str:
@@ -54,33 +58,3 @@ def _header(config: Config, names: tuple[str, ...]) -> str:
             f", max_files {p.max_files}{age}, {p.method}, compress {p.compress})"
         )
     return "\n".join(lines) + "\n"
-
-
-def _locked_pass(config: Config, options: PassOptions, world: World | None) -> Report:
-    with pass_lock(config.state_dir):
-        state_file = StateFile(config.state_dir / "state.json")
-        state, problem = state_file.load_or_rebuild()
-        journal = IntentJournal(config.state_dir / "intents")
-        report = run_pass(config, options, world, journal)
-        if problem:
-            report.notes.append(problem)
-        state_file.save(_updated_state(state, report))
-    return report
-
-
-def _updated_state(state: dict[str, object], report: Report) -> dict[str, object]:
-    """Remember when each log was last rotated; the files on disk stay the truth."""
-    raw = state.get("rotation")
-    rotation = raw if isinstance(raw, dict) else {}
-    logs = rotation.get("logs")
-    logs = logs if isinstance(logs, dict) else {}
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    for record in report.records:
-        if record.action == "rotate" and record.result == DONE:
-            logs[record.path] = {
-                "rotated_at": now,
-                "rotated_to": record.target,
-                "bytes": record.bytes_before,
-            }
-    summary = dict(report.counts())
-    return {**state, "rotation": {"last_pass": now, "summary": summary, "logs": logs}}

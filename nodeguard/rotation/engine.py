@@ -1,143 +1,132 @@
 """One rotation pass: for each policy, scan, check, plan and act on every log.
 
-Every file operation goes through directory fds with O_NOFOLLOW (see
-:mod:`scan`), re-checks the inode it planned for right before acting, and
-reports each refusal with its reason. Compression runs in a small thread pool
-(zlib and ISA-L release the GIL), everything else is sequential.
+Every file operation goes through directory fds with O_NOFOLLOW (see :mod:`scan`),
+re-checks the inode it planned for right before acting, and reports each refusal
+with its reason, as events (:mod:`report`). Compression runs in a small thread pool
+(zlib and ISA-L release the GIL), everything else is sequential. The pass is plain
+functions of frozen contexts (:mod:`context`) and one sink per policy.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import functools
 import os
-import stat
-import subprocess
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
 
-from nodeguard.config.model import Config, ContainersConfig, Policy
-from nodeguard.config.units import format_size
-from nodeguard.fsutil import DIR_FLAGS
-from nodeguard.rotation import faults, naming, recovery, scan
-from nodeguard.rotation.compress import gzip_file
-from nodeguard.rotation.logrotate_conf import covered_paths
-from nodeguard.rotation.methods import METHODS, Changed, LiveLog, NeedsJournal, append_symptom
-from nodeguard.rotation.plan import Sibling, Step, plan_log, rotate_reason
-from nodeguard.rotation.privilege import PassResult, run_as
-from nodeguard.rotation.report import (
-    DONE,
-    FAILED,
-    PLANNED,
-    REFUSED,
-    SKIPPED,
-    UNCHANGED,
-    Record,
-    Report,
+from nodeguard.config.model import Config, Policy
+from nodeguard.rotation import checks, naming, recovery, scan, steps
+from nodeguard.rotation.context import (
+    Jobs,
+    PassContext,
+    PassOptions,
+    PolicyContext,
+    Rotation,
+    Sink,
+    Writers,
 )
+from nodeguard.rotation.guards import Guards, Root, shared_rotated_names
+from nodeguard.rotation.intents import IntentStore
+from nodeguard.rotation.logrotate_conf import covered_paths
+from nodeguard.rotation.methods import LiveLog
+from nodeguard.rotation.plan import Step, plan_log, rotate_reason
+from nodeguard.rotation.privilege import PassResult, run_as
+from nodeguard.rotation.report import FAILED, REFUSED, SKIPPED, Report, RotationKind
+from nodeguard.rotation.scan import ScanProblem
+from nodeguard.world import World
 
-if TYPE_CHECKING:
-    from concurrent.futures import Future, ThreadPoolExecutor
+__all__ = ["PassOptions", "World", "run_pass"]
 
-CommandRunner = Callable[[list[str], float], tuple[int, str]]
-
-
-def run_command(argv: list[str], timeout: float) -> tuple[int, str]:
-    """Run a hook; return its exit code and the tail of its output."""
-    try:
-        done = subprocess.run(
-            argv, capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
-        )
-    except subprocess.TimeoutExpired:
-        return 124, f"timed out after {timeout:.0f}s"
-    output = (done.stderr or done.stdout).decode("utf-8", "replace").strip()
-    return done.returncode, output[-500:]
-
-
-@dataclass(frozen=True)
-class World:
-    """What a pass needs from outside: the clock, a command runner, worker count."""
-
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    run: CommandRunner = run_command
-    workers: int = max(1, min(4, os.cpu_count() or 1))
-
-
-@dataclass(frozen=True)
-class PassOptions:
-    dry_run: bool = False
-    force: bool = False
-    policies: tuple[str, ...] = ()
+Groups = dict[str, tuple[list[naming.RotatedName], list[str]]]
 
 
 def run_pass(
     config: Config,
     options: PassOptions,
     world: World | None = None,
-    journal: recovery.Journal | None = None,
+    intents: IntentStore | None = None,
 ) -> Report:
     """Run (or, with dry_run, plan) one pass over the selected policies.
 
-    With a journal (the CLI gives state_dir/intents, under the lock), steps a crash
-    could leave half-done are recorded first, and the records an interrupted pass
-    left are replayed before anything is scanned. A dry run takes no journal.
+    With an intent store (state_dir/intents, under the lock), steps a crash could leave
+    half-done are recorded first, and the records an interrupted pass left are settled
+    before anything is scanned. A dry run takes no store.
     """
     world = world or World()
     report = Report(dry_run=options.dry_run)
-    journal = None if options.dry_run else journal
+    intents = None if options.dry_run else intents
     protected: frozenset[str] = frozenset()
-    if journal is not None:
-        recovered, protected = recovery.recover_all(config, journal, _replay(config.policy, world))
-        report.records += recovered
-    covered = _logrotate_coverage(config, report)
+    if intents is not None:
+        replay = recovery.Replay.for_config(steps.postrotate_runner(config.policy, world), config)
+        recovered, protected = recovery.recover_all(config, intents, replay, world.euid)
+        report.extend(recovered)
+    ctx = PassContext(
+        options,
+        world,
+        Guards.build(config, _logrotate_coverage(config, report)),
+        intents,
+        _identities(protected),
+        shared_rotated_names(config),
+    )
     seen: dict[tuple[int, int], str] = {}
     for policy in config.policies:
         if options.policies and policy.name not in options.policies:
             continue
-        job = PolicyPass(
-            policy, covered, dict(seen), options, world, journal, protected, config.containers
-        )
-        if policy.su is not None and os.geteuid() == 0:
-            records, handled = _run_as_user(job, policy.su)
-        else:
-            records, handled = job.run()
-        report.records += records
+        events, handled = _policy_pass(ctx, policy, dict(seen))
+        report.extend(events)
         seen.update(handled)
     return report
 
 
-def _run_as_user(job: PolicyPass, su: tuple[str, str]) -> PassResult:
-    """The policy's pass in a child as ``su``, journaling into that user's own directory."""
-    if job.journal is None:
-        return run_as(su, job.run, job.policy.name)
-    fd = recovery.su_directory(job.journal, su)
+def _policy_pass(ctx: PassContext, policy: Policy, seen: dict[tuple[int, int], str]) -> PassResult:
+    """One policy's pass, as the policy's ``su`` user when it has one (and we are root)."""
+    writers = Writers(ctx.world.proc_root)
+    if policy.su is None or ctx.world.euid != 0:
+        return run_policy(ctx, policy, seen, writers)
+    if policy.method != "rename":
+        writers.ready()  # the user cannot see other users' processes: look now, as root
+    user_world = replace(ctx.world, euid=_uid_of(policy.su))
+    if ctx.intents is None:
+        user_ctx = replace(ctx, world=user_world)
+        return run_as(policy.su, lambda: run_policy(user_ctx, policy, seen, writers), policy.name)
+    fd = recovery.su_directory(ctx.intents, policy.su)
 
-    def in_child() -> PassResult:
-        job.journal = recovery.cwd_journal(fd)
-        return job.run()
+    def in_child() -> PassResult:  # a fresh context in the child: nothing shared is changed
+        child = replace(ctx, world=user_world, intents=recovery.cwd_intents(fd))
+        return run_policy(child, policy, seen, writers)
 
     try:
-        return run_as(su, in_child, job.policy.name)
+        return run_as(policy.su, in_child, policy.name)
     finally:
         os.close(fd)
 
 
-def _replay(lookup: Callable[[str], Policy | None], world: World) -> recovery.Replay:
-    """Recovery re-runs the postrotate of a rename it completes (the writer must reopen)."""
+def _uid_of(su: tuple[str, str]) -> int:
+    import pwd
 
-    def postrotate(name: str, live: str) -> str | None:
-        policy = lookup(name)
-        if policy is None or policy.postrotate is None:
-            return f"policy {name} has no postrotate command any more"
-        argv = ["/bin/sh", "-c", policy.postrotate, "nodeguard", live]
-        code, output = world.run(argv, policy.postrotate_timeout)
-        return None if code == 0 else f"exit {code}: {output}"
+    return pwd.getpwnam(su[0]).pw_uid
 
-    return recovery.Replay(postrotate)
+
+def run_policy(
+    ctx: PassContext, policy: Policy, seen: dict[tuple[int, int], str], writers: Writers
+) -> PassResult:
+    """Scan and act on every file of one policy; its events and the inodes it handled."""
+    sink = Sink(policy.name)
+    with Jobs(ctx.world.workers) as jobs:
+        pc = PolicyContext(policy, ctx, seen, ctx.world.clock(), jobs, writers)
+        for pattern in policy.paths:
+            _pattern(pc, sink, pattern)
+    return sink.events + jobs.events, sink.handled
+
+
+def _identities(paths: frozenset[str]) -> frozenset[tuple[int, int, str]]:
+    """Files named by pending intents, by the identity of their folder and their name."""
+    out: set[tuple[int, int, str]] = set()
+    for path in paths:
+        folder, name = os.path.split(path)
+        with contextlib.suppress(OSError), recovery.open_dir(folder) as fd:
+            st = os.fstat(fd)
+            out.add((st.st_dev, st.st_ino, name))
+    return frozenset(out)
 
 
 def _logrotate_coverage(config: Config, report: Report) -> dict[str, str]:
@@ -148,469 +137,146 @@ def _logrotate_coverage(config: Config, report: Report) -> dict[str, str]:
     try:
         return covered_paths(config.logrotate_config)
     except OSError as exc:
-        report.notes.append(f"cannot read {config.logrotate_config}: {exc}")
+        report.notes.append(f"cannot read {config.logrotate_config}: {exc.strerror or exc}")
         return {}
 
 
-_Log = LiveLog
+_MISSING = "file does not exist (set missing_ok: true if that is expected)"
+_PROBLEM_KINDS = {
+    ScanProblem.REFUSED: (RotationKind.REFUSE, REFUSED),
+    ScanProblem.SKIPPED: (RotationKind.SKIP, SKIPPED),
+    ScanProblem.FAILED: (RotationKind.SCAN, FAILED),
+}
 
 
-@dataclass
-class PolicyPass:
-    """The pass of one policy; ``run()`` returns its records and the inodes it handled."""
+def _pattern(pc: PolicyContext, sink: Sink, pattern: str) -> None:
+    before, found = len(sink.events), False
 
-    policy: Policy
-    covered: dict[str, str]
-    seen: dict[tuple[int, int], str]
-    options: PassOptions
-    world: World
-    journal: recovery.Journal | None = None
-    protected: frozenset[str] = frozenset()  # named by intents still pending: leave alone
-    containers: ContainersConfig | None = None  # where runtimes keep the logs they own
-    records: list[Record] = field(default_factory=list)
-    handled: dict[tuple[int, int], str] = field(default_factory=dict)
+    def problem(path: str, kind: ScanProblem, reason: str) -> None:
+        action, result = _PROBLEM_KINDS[kind]
+        sink.add(path, action, result, reason)
 
-    def run(self) -> tuple[list[Record], dict[tuple[int, int], str]]:
-        self.now = self.world.clock()
-        with _Jobs(self.world.workers) as self.jobs:
-            for pattern in self.policy.paths:
-                self._pattern(pattern)
-        self.records += self.jobs.records
-        return self.records, self.handled
+    for match in scan.expand(pattern, problem):
+        found = True
+        _directory(pc, sink, match)
+    # A literal path whose directory is missing yields nothing: still not missing_ok.
+    quiet = found or len(sink.events) > before or pc.policy.missing_ok
+    if not quiet and not scan.has_magic(pattern):
+        sink.add(pattern, RotationKind.SCAN, FAILED, _MISSING)
 
-    def _pattern(self, pattern: str) -> None:
-        before, found = len(self.records), False
-        for match in scan.expand(pattern, self._problem):
-            found = True
-            self._directory(match)
-        # A literal path whose directory is missing yields nothing: still not missing_ok.
-        quiet = found or len(self.records) > before or self.policy.missing_ok
-        if not quiet and not scan.has_magic(pattern):
-            self._record(
-                pattern,
-                "scan",
-                FAILED,
-                "file does not exist (set missing_ok: true if that is expected)",
-            )
 
-    # --- reporting ---------------------------------------------------------------------
-
-    def _record(
-        self,
-        path: str,
-        action: str,
-        result: str,
-        reason: str,
-        *,
-        bytes_before: int | None = None,
-        bytes_after: int | None = None,
-        target: str | None = None,
-        error: str | None = None,
-    ) -> None:
-        self.records.append(
-            Record(
-                self.policy.name,
-                path,
-                action,
-                result,
-                reason,
-                bytes_before,
-                bytes_after,
-                target,
-                error,
-            )
-        )
-
-    def _problem(self, path: str, reason: str) -> None:
-        if reason.startswith("refused: "):
-            self._record(path, "refuse", REFUSED, reason.removeprefix("refused: "))
-        elif reason.startswith("skipped: "):
-            self._record(path, "skip", SKIPPED, reason.removeprefix("skipped: "))
-        else:
-            self._record(path, "scan", FAILED, reason)
-
-    # --- per directory -----------------------------------------------------------------
-
-    def _directory(self, match: scan.DirMatch) -> None:
-        d = match.directory
+def _directory(pc: PolicyContext, sink: Sink, match: scan.DirMatch) -> None:
+    d = match.directory
+    if not pc.policy.missing_ok:
         for name in match.missing:
-            if not self.policy.missing_ok:
-                self._record(
-                    f"{d.path}/{name}",
-                    "scan",
-                    FAILED,
-                    "file does not exist (set missing_ok: true if that is expected)",
-                )
-        if not match.files:
-            return
-        if scan.insecure(d.st) and self.policy.su is None:
-            for name in sorted(match.files):
-                self._record(
-                    f"{d.path}/{name}",
-                    "refuse",
-                    REFUSED,
-                    f"parent directory {d.path or '/'} has insecure permissions "
-                    f"({stat.filemode(d.st.st_mode)}): group or others can write "
-                    "it; set su: [user, group] for this policy",
-                )
-            return
-        with self._rotated_dir(d, sorted(match.files)) as rotated_dir:
-            if rotated_dir is None:
-                return
-            same = rotated_dir is d and match.listing is not None
-            listing = match.listing if same and match.listing is not None else _listdir(rotated_dir)
-            groups = _group_rotated(listing)
-            for name in sorted(match.files):
-                log = _Log(d, rotated_dir, name, match.files[name])
-                self._log(log, *groups.get(name, ([], [])))
-
-    @contextlib.contextmanager
-    def _rotated_dir(self, d: scan.Directory, names: list[str]) -> Iterator[scan.Directory | None]:
-        olddir = self.policy.olddir
-        if olddir is None:
-            yield d
-            return
-        opened = self._open_olddir(d, olddir)
-        reason = opened if isinstance(opened, str) else None
-        if (
-            isinstance(opened, scan.Directory)
-            and scan.insecure(opened.st)
-            and self.policy.su is None
-        ):
-            reason = f"olddir {opened.path} has insecure permissions"
-        if (
-            isinstance(opened, scan.Directory)
-            and opened.st.st_dev != d.st.st_dev
-            and self.policy.method == "rename"
-        ):
-            reason = f"olddir {opened.path} is on another filesystem"
-        if reason is not None:
+            sink.add(f"{d.path}/{name}", RotationKind.SCAN, FAILED, _MISSING)
+    checks.report_lookalikes(sink, match)
+    if not match.files:
+        return
+    names = sorted(match.files)
+    roots = checks.roots_of(pc, d)
+    verdict = checks.folder_verdict(pc, d, roots)
+    if verdict is not None:
+        for name in names:
+            sink.add(f"{d.path}/{name}", *verdict)
+        return
+    with checks.rotated_dir(pc, d) as rotated_dir:
+        if isinstance(rotated_dir, str):
             for name in names:
-                self._record(f"{d.path}/{name}", "refuse", REFUSED, reason)
+                sink.add(f"{d.path}/{name}", RotationKind.REFUSE, REFUSED, rotated_dir)
+            return
+        cached = match.listing if rotated_dir is d else None
         try:
-            yield opened if reason is None and isinstance(opened, scan.Directory) else None
-        finally:
-            if isinstance(opened, scan.Directory) and opened.fd >= 0:
-                os.close(opened.fd)
-
-    def _open_olddir(self, d: scan.Directory, olddir: str) -> scan.Directory | str:
-        problems: list[str] = []
-        if olddir.startswith("/"):
-            opened = scan.open_path(olddir, lambda p, r: problems.append(f"{p}: {r}"))
-            return opened or (problems[0] if problems else f"olddir {olddir} does not exist")
-        if not self.options.dry_run:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(olddir, stat.S_IMODE(d.st.st_mode) & 0o755, dir_fd=d.fd)
-        try:
-            fd = os.open(olddir, DIR_FLAGS, dir_fd=d.fd)
+            groups = _group_rotated(cached if cached is not None else _listdir(rotated_dir))
         except OSError as exc:
-            if self.options.dry_run and exc.errno == errno.ENOENT:
-                # A dry run does not create it: plan against an empty olddir (no fd).
-                return scan.Directory(f"{d.path}/{olddir}", -1, d.st)
-            return f"olddir {d.path}/{olddir}: {exc.strerror} (symlinks are never followed)"
-        return scan.Directory(f"{d.path}/{olddir}", fd, os.fstat(fd))
-
-    # --- per log ----------------------------------------------------------------------------
-
-    def _log(self, log: _Log, rotated: list[naming.RotatedName], temps: list[str]) -> None:
-        if not self._admissible(log):
+            for name in names:
+                reason = f"cannot list {rotated_dir.path}"
+                sink.add(
+                    f"{d.path}/{name}", RotationKind.SCAN, FAILED, reason, error=steps.err(exc)
+                )
             return
-        self.handled[(log.st.st_dev, log.st.st_ino)] = self.policy.name
-        if self.policy.method != "rename" and (rotated or self.policy.max_files == 1):
-            # Only a file rotated in place before can show the mark; a scan of logs that
-            # never were costs nothing here.
-            self._check_append(log)
-        if rotated or temps or rotate_reason(self.policy, log.st.st_size, self.options.force):
-            rotated = self._recover(log, rotated, temps)
-            siblings = [s for s in (self._sibling(log, r) for r in rotated) if s is not None]
-            steps = plan_log(
-                self.policy, log.name, log.st.st_size, siblings, self.now, force=self.options.force
-            )
-        else:  # nothing rotated and too small: what most logs are in most passes
-            steps = []
-        if not steps:
-            self._record(
-                log.path,
-                "keep",
-                UNCHANGED,
-                _keep_reason(self.policy, log.st.st_size),
-                bytes_before=log.st.st_size,
-                bytes_after=log.st.st_size,
-            )
-            return
-        for step in steps:
-            if not self._step(log, step):
-                return
-
-    def _check_append(self, log: _Log) -> None:
-        """In-place methods need O_APPEND writers: report the NUL mark any other leaves."""
-        symptom = append_symptom(log)
-        if symptom is not None:
-            self._record(log.path, "check", FAILED, symptom, bytes_before=log.st.st_size)
-
-    def _admissible(self, log: _Log) -> bool:
-        st, path = log.st, log.path
-        verdict: tuple[str, str, str] | None = None
-        if stat.S_ISLNK(st.st_mode):
-            verdict = ("skip", SKIPPED, "is a symlink (never followed)")
-        elif not stat.S_ISREG(st.st_mode):
-            verdict = ("skip", SKIPPED, f"not a regular file ({stat.filemode(st.st_mode)})")
-        elif st.st_nlink > 1 and not self.policy.allow_hardlinks:
-            verdict = (
-                "refuse",
-                REFUSED,
-                f"has {st.st_nlink} hard links; another name may be "
-                "outside this policy (set allow_hardlinks to rotate it)",
-            )
-        elif (st.st_dev, st.st_ino) in self.seen:
-            verdict = (
-                "skip",
-                SKIPPED,
-                f"already handled by policy {self.seen[(st.st_dev, st.st_ino)]}",
-            )
-        elif path in self.covered and not self.policy.take_over_logrotate:
-            verdict = (
-                "skip",
-                SKIPPED,
-                f"covered by logrotate ({self.covered[path]}); set "
-                "take_over_logrotate to rotate it here",
-            )
-        verdict = verdict or self._runtime_verdict(path)
-        if verdict is not None:
-            self._record(path, verdict[0], verdict[1], verdict[2], bytes_before=st.st_size)
-        return verdict is None
-
-    def _runtime_verdict(self, path: str) -> tuple[str, str, str] | None:
-        """Logs a container runtime owns: Docker's are never ours, CRI's never renamed."""
-        if self.containers is None:
-            return None
-        if path.startswith(f"{self.containers.docker_root}/containers/"):
-            return (
-                "skip",
-                SKIPPED,
-                "Docker's own log file: dockerd rotates it; bound it "
-                "with log-opts (nodeguard docker-config)",
-            )
-        if path.startswith(f"{self.containers.pods_dir}/") and self.policy.method == "rename":
-            return (
-                "refuse",
-                REFUSED,
-                "CRI container log: the runtime keeps it open and "
-                "reopens only when kubelet asks, so a rename would lose lines; use "
-                "method: lossless",
-            )
-        return None
-
-    def _sibling(self, log: _Log, name: naming.RotatedName) -> Sibling | None:
-        try:
-            st = os.stat(name.name, dir_fd=log.rotated_dir.fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return None
-        if not stat.S_ISREG(st.st_mode):
-            self._record(
-                log.rotated_path(name.name),
-                "skip",
-                SKIPPED,
-                "named like a rotated file but not a regular file; left alone",
-            )
-            return None
-        if st.st_nlink > 1 and not self.policy.allow_hardlinks:  # the other name may be outside
-            self._record(
-                log.rotated_path(name.name),
-                "skip",
-                SKIPPED,
-                f"named like a rotated file but has {st.st_nlink} hard links; left alone",
-            )
-            return None
-        return Sibling(name, st.st_size, st.st_mtime)
-
-    def _recover(
-        self, log: _Log, rotated: list[naming.RotatedName], temps: list[str]
-    ) -> list[naming.RotatedName]:
-        """Remove debris of an interrupted pass and finish interrupted compressions."""
-        for tmp in temps:
-            if log.rotated_path(tmp) in self.protected:
-                continue  # an intent still pending needs it (reported by recovery)
-            self._remove_file(log, tmp, "cleanup", "leftover temporary file of an interrupted pass")
-        names = {r.name for r in rotated}
-        done = [
-            r
-            for r in rotated
-            if not r.compressed
-            and r.name + ".gz" in names
-            and _plain_file(log.rotated_dir.fd, r.name + ".gz")  # not someone's link
-        ]
-        for plain in done:
-            self._remove_file(
-                log,
-                plain.name,
-                "cleanup",
-                "compressed copy is complete; removing the plain file left by an interrupted pass",
-            )
-        return [r for r in rotated if r not in done]
-
-    # --- steps ---------------------------------------------------------------------------------
-
-    def _step(self, log: _Log, step: Step) -> bool:
-        if step.action != "rotate" and log.rotated_path(step.name) in self.protected:
-            self._record(
-                log.rotated_path(step.name),
-                step.action,
-                SKIPPED,
-                "named by an interrupted step that recovery could not resolve; left alone",
-            )
-            return True
-        if step.action == "rotate":
-            return self._rotate(log, step)
-        if step.action == "remove":
-            self._remove_file(log, step.name, "remove", step.reason, size=step.size)
-        elif step.action == "compress":
-            self._compress(log, step)
-        return True
-
-    def _rotate(self, log: _Log, step: Step) -> bool:
-        target = step.target or ""
-        extra: dict[str, Any] = {"bytes_before": log.st.st_size, "target": log.rotated_path(target)}
-        if self.options.dry_run:
-            self._record(
-                log.path,
-                "rotate",
-                PLANNED,
-                f"{step.reason}, {self.policy.method}",
-                bytes_after=0,
-                **extra,
-            )
-            return True
-        intents = recovery.Intents(self.journal, self.policy.name)
-        try:
-            outcome = METHODS[self.policy.method](log, target, self.policy, intents)
-        except (OSError, Changed, NeedsJournal) as exc:
-            self._record(log.path, "rotate", FAILED, step.reason, error=_err(exc), **extra)
-            self.records += recovery.settle_open(intents, _replay(self._own_policy, self.world))
-            return False
-        note = f"; {outcome.note}" if outcome.note else ""
-        if not outcome.rotated:
-            # Nothing moved: the plan's retention counted a rotated file that does not
-            # exist, so stop here; the next pass plans again from what is on disk.
-            self._record(
-                log.path,
-                "rotate",
-                UNCHANGED,
-                f"{step.reason}{note}",
-                bytes_after=outcome.bytes_after,
-            )
-            return False
-        self._record(
-            log.path,
-            "rotate",
-            DONE,
-            f"{step.reason}, {self.policy.method}{note}",
-            bytes_after=outcome.bytes_after,
-            **extra,
-        )
-        # The new live file is this policy's too: another policy matching the same
-        # path must not apply its own retention to this log's rotated files.
-        with contextlib.suppress(OSError):
-            new = os.stat(log.name, dir_fd=log.directory.fd, follow_symlinks=False)
-            self.handled[(new.st_dev, new.st_ino)] = self.policy.name
-        self._postrotate(log, target)
-        faults.point("rotate.before-end")
-        intents.end_all()
-        return True
-
-    def _own_policy(self, name: str) -> Policy | None:
-        return self.policy if name == self.policy.name else None
-
-    def _postrotate(self, log: _Log, target: str) -> None:
-        if self.policy.postrotate is None:
-            return
-        argv = ["/bin/sh", "-c", self.policy.postrotate, "nodeguard", log.path]
-        code, output = self.world.run(argv, self.policy.postrotate_timeout)
-        if code != 0:
-            self._record(
-                log.path,
-                "postrotate",
-                FAILED,
-                self.policy.postrotate,
-                error=f"exit {code}: {output}",
-            )
-
-    def _remove_file(
-        self, log: _Log, name: str, action: str, reason: str, size: int | None = None
-    ) -> None:
-        path = log.rotated_path(name)
-        if self.options.dry_run:
-            self._record(path, action, PLANNED, reason, bytes_before=size, bytes_after=0)
-            return
-        try:
-            st = os.stat(name, dir_fd=log.rotated_dir.fd, follow_symlinks=False)
-            # unlink never follows: a leftover temp name that is a link goes, link only
-            debris_link = stat.S_ISLNK(st.st_mode) and naming.temp_target(name) is not None
-            if not stat.S_ISREG(st.st_mode) and not debris_link:
-                raise Changed(f"{name} is no longer a regular file")
-            faults.point(f"{action}.before-unlink")
-            os.unlink(name, dir_fd=log.rotated_dir.fd)
-            faults.point(f"{action}.after-unlink")
-        except FileNotFoundError:
-            return
-        except (OSError, Changed) as exc:
-            self._record(path, action, FAILED, reason, bytes_before=size, error=_err(exc))
-            return
-        self._record(path, action, DONE, reason, bytes_before=st.st_size, bytes_after=0)
-
-    def _compress(self, log: _Log, step: Step) -> None:
-        path = log.rotated_path(step.name)
-        record = Record(
-            self.policy.name,
-            path,
-            "compress",
-            PLANNED,
-            step.reason,
-            bytes_before=step.size,
-            target=path + ".gz",
-        )
-        if self.options.dry_run:
-            self.records.append(record)
-            return
-        level, fd, name = self.policy.compress_level, os.dup(log.rotated_dir.fd), step.name
-        links = self.policy.allow_hardlinks
-
-        def job() -> Record:
+        for name in names:
+            log = LiveLog(d, rotated_dir, name, match.files[name])
             try:
-                size = gzip_file(fd, name, level, allow_links=links)
-            except OSError as exc:
-                return replace(record, result=FAILED, error=_err(exc))
-            finally:
-                os.close(fd)
-            return replace(record, result=DONE, bytes_after=size)
-
-        self.jobs.submit(job)
+                _log(pc, sink, log, roots, groups.get(name, ([], [])))
+            except OSError as exc:  # one log's trouble is that log's event
+                sink.add(
+                    log.path, RotationKind.CHECK, FAILED, "unexpected error", error=steps.err(exc)
+                )
 
 
-def _plain_file(dir_fd: int, name: str) -> bool:
-    """A regular file with no other name, as every file nodeguard writes is."""
-    try:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except OSError:
-        return False
-    return stat.S_ISREG(st.st_mode) and st.st_nlink == 1
+def _log(
+    pc: PolicyContext,
+    sink: Sink,
+    log: LiveLog,
+    roots: frozenset[Root],
+    group: tuple[list[naming.RotatedName], list[str]],
+) -> None:
+    rotated, temps = group
+    if (log.st.st_dev, log.st.st_ino) in sink.handled:  # another glob of this policy
+        reason = f"already handled by policy {pc.policy.name}"
+        sink.add(log.path, RotationKind.SKIP, SKIPPED, reason, bytes_before=log.st.st_size)
+        return
+    verdict = checks.log_verdict(pc, log, roots)
+    if verdict is not None:
+        sink.add(log.path, *verdict, bytes_before=log.st.st_size)
+        return
+    sink.handled[(log.st.st_dev, log.st.st_ino)] = pc.policy.name
+    if pc.policy.method != "rename" and (rotated or pc.policy.max_files == 1):
+        # Only a file rotated in place before can show the mark; a scan of logs that
+        # never were costs nothing here.
+        steps.check_append(sink, log)
+    if rotated or temps or rotate_reason(pc.policy, log.st.st_size, pc.ctx.options.force):
+        _act(pc, sink, log, steps.clear_debris(pc, sink, log, rotated, temps), retry=True)
+    else:  # nothing rotated and too small: what most logs are in most passes
+        steps.keep(pc, sink, log)
 
 
-def _keep_reason(policy: Policy, size: int) -> str:
-    if size == 0 and policy.not_if_empty:
-        return "empty (not_if_empty)"
-    return f"size {format_size(size)} < max_size {_size_text(policy.max_size)}"
+def _plan(
+    pc: PolicyContext, sink: Sink, log: LiveLog, rotated: list[naming.RotatedName], *, rotate: bool
+) -> list[Step]:
+    siblings = [s for s in (steps.sibling(pc, sink, log, r) for r in rotated) if s is not None]
+    size, force = log.st.st_size, pc.ctx.options.force
+    return plan_log(pc.policy, log.name, size, siblings, pc.now, force=force, rotate=rotate)
 
 
-@functools.lru_cache(maxsize=64)
-def _size_text(size: int) -> str:
-    return format_size(size)  # one policy limit, formatted once per pass, not once per log
+def _act(
+    pc: PolicyContext, sink: Sink, log: LiveLog, rotated: list[naming.RotatedName], *, retry: bool
+) -> None:
+    """Rotate, then apply retention and compression.
+
+    A rotation that failed (or was refused) still gets retention and compression of
+    what exists: on a full disk that is what frees space. If the rotation failed for
+    want of space and removals made room, it is tried once more.
+    """
+    plan = _plan(pc, sink, log, rotated, rotate=True)
+    if not plan:
+        steps.keep(pc, sink, log)
+        return
+    if plan[0].action == "rotate":
+        outcome = steps.rotate(pc, sink, log, plan[0])
+        if outcome is Rotation.NOTHING_MOVED:
+            return
+        if outcome in (Rotation.FAILED, Rotation.NO_SPACE):
+            fallback = _plan(pc, sink, log, rotated, rotate=False)
+            freed = _run_steps(pc, sink, log, [s for s in fallback if s.action == "remove"])
+            if outcome is Rotation.NO_SPACE and freed and retry:
+                _act(pc, sink, log, _relist(log), retry=False)
+                return
+            plan = [s for s in fallback if s.action == "compress"]
+        else:
+            plan = plan[1:]
+    _run_steps(pc, sink, log, plan)
 
 
-def _err(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.strerror} ({errno.errorcode.get(exc.errno or 0, exc.errno)})"
-    return str(exc)
+def _run_steps(pc: PolicyContext, sink: Sink, log: LiveLog, plan: list[Step]) -> int:
+    """Run remove and compress steps; return the bytes the removals freed."""
+    return sum(steps.run_step(pc, sink, log, step) for step in plan)
+
+
+def _relist(log: LiveLog) -> list[naming.RotatedName]:
+    """The log's rotated files as they are now (after removals)."""
+    return _group_rotated(_listdir(log.rotated_dir)).get(log.name, ([], []))[0]
 
 
 def _listdir(directory: scan.Directory) -> list[str]:
@@ -618,9 +284,9 @@ def _listdir(directory: scan.Directory) -> list[str]:
     return os.listdir(directory.fd) if directory.fd >= 0 else []
 
 
-def _group_rotated(listing: list[str]) -> dict[str, tuple[list[naming.RotatedName], list[str]]]:
+def _group_rotated(listing: list[str]) -> Groups:
     """Rotated files and temporary leftovers in a directory, by the live name they belong to."""
-    groups: dict[str, tuple[list[naming.RotatedName], list[str]]] = {}
+    groups: Groups = {}
     for name in listing:
         parsed = naming.parse(name)
         if parsed is not None:
@@ -631,33 +297,3 @@ def _group_rotated(listing: list[str]) -> dict[str, tuple[list[naming.RotatedNam
         if owner is not None:
             groups.setdefault(owner.base, ([], []))[1].append(name)
     return groups
-
-
-class _Jobs:
-    """A bounded thread pool for compression; records come back in submission order."""
-
-    def __init__(self, workers: int) -> None:
-        self._workers = workers
-        self._pool: ThreadPoolExecutor | None = None
-        self._slots = threading.BoundedSemaphore(workers * 8)
-        self._futures: list[Future[Record]] = []
-        self.records: list[Record] = []
-
-    def submit(self, job: Callable[[], Record]) -> None:
-        if self._pool is None:  # started on first use: a pass with nothing to compress
-            # skips importing concurrent.futures (and logging) altogether
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="compress")
-        self._slots.acquire()
-        future = self._pool.submit(job)
-        future.add_done_callback(lambda _: self._slots.release())
-        self._futures.append(future)
-
-    def __enter__(self) -> _Jobs:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-        self.records = [f.result() for f in self._futures]

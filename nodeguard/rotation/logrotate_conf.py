@@ -8,9 +8,11 @@ only what is needed for that: the path patterns at the top level of
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import shlex
+import stat
 from pathlib import Path
 
 # logrotate's default tabooext list: files in an included directory it ignores.
@@ -35,8 +37,18 @@ _TABOO_SUFFIXES = (
 _SCRIPT_START = {"postrotate", "prerotate", "firstaction", "lastaction", "preremove"}
 
 
+READ_CAP = 1 << 20  # a logrotate config file larger than this is not read
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+
+
 def covered_paths(conf: Path) -> dict[str, str]:
-    """Map each existing file a logrotate config covers to the config file naming it."""
+    """Map each existing file a logrotate config covers to the config file naming it.
+
+    Raises OSError when ``conf`` itself cannot be read (not a regular file, too large);
+    an included file that cannot be read is skipped, as logrotate skips it.
+    """
+    if not conf.is_dir():
+        _read(conf)  # the main file must be readable: say so now
     covered: dict[str, str] = {}
     for pattern, source in _patterns(conf, seen=set()):
         for path in glob.glob(pattern):
@@ -59,10 +71,26 @@ def _patterns(conf: Path, seen: set[Path]) -> list[tuple[str, str]]:
                 out += _patterns(child, seen)
         return out
     try:
-        text = conf.read_text("utf-8", errors="replace")
+        text = _read(conf).decode("utf-8", errors="replace")
     except OSError:
         return []
     return _parse(text, conf, seen)
+
+
+def _read(path: Path) -> bytes:
+    """A config file's bytes: a regular file (symlinks followed: root's own config) of at
+    most READ_CAP bytes, opened without blocking (a FIFO cannot hang the pass)."""
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, f"not a regular file ({stat.filemode(st.st_mode)})")
+        data = os.read(fd, READ_CAP + 1)
+        if len(data) > READ_CAP or st.st_size > READ_CAP:
+            raise OSError(errno.EFBIG, f"larger than {READ_CAP} bytes")
+        return data
+    finally:
+        os.close(fd)
 
 
 def _parse(text: str, conf: Path, seen: set[Path]) -> list[tuple[str, str]]:

@@ -21,7 +21,13 @@ from typing import Any
 from nodeguard.config.model import Policy
 from nodeguard.fsutil import rename_noreplace
 from nodeguard.rotation import faults, lossless, naming, scan, sparse
-from nodeguard.rotation.recovery import Intents, create_live
+from nodeguard.rotation.intents import (
+    CopytruncateIntent,
+    LosslessIntent,
+    OpenIntents,
+    RenameIntent,
+)
+from nodeguard.rotation.recovery import create_live
 
 _RDWR_FLAGS = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -32,8 +38,8 @@ class Changed(Exception):
     """The file is not the one that was checked (replaced, swapped for a link, ...)."""
 
 
-class NeedsJournal(Exception):
-    """A method that is only crash-safe with intent records was called without a journal."""
+class NeedsIntents(Exception):
+    """A method that is only crash-safe with intent records was called without a store."""
 
 
 def same_file(a: os.stat_result, b: os.stat_result) -> bool:
@@ -66,30 +72,30 @@ class Outcome:
     rotated: bool = True
 
 
-Method = Callable[[LiveLog, str, Policy, Intents], Outcome]
+Method = Callable[[LiveLog, str, Policy, OpenIntents], Outcome]
 
 
 # --- rename ----------------------------------------------------------------------------------
 
 
-def rename(log: LiveLog, target: str, policy: Policy, intents: Intents) -> Outcome:
+def rename(log: LiveLog, target: str, policy: Policy, intents: OpenIntents) -> Outcome:
     """Move the live file aside and create a fresh, empty one in its place."""
     d, r = log.directory, log.rotated_dir
     if not same_file(os.stat(log.name, dir_fd=d.fd, follow_symlinks=False), log.st):
         raise Changed(f"{log.path} changed since it was checked")
     mode, uid, gid = _create_spec(log, policy)
     intent = intents.begin(
-        {
-            "kind": "rename",
-            "live": log.path,
-            "final": log.rotated_path(target),
-            "dev": log.st.st_dev,
-            "ino": log.st.st_ino,
-            "mode": mode,
-            "uid": uid,
-            "gid": gid,
-            "postrotate": policy.postrotate is not None,
-        }
+        RenameIntent(
+            policy=policy.name,
+            live=log.path,
+            final=log.rotated_path(target),
+            dev=log.st.st_dev,
+            ino=log.st.st_ino,
+            mode=mode,
+            uid=uid,
+            gid=gid,
+            postrotate=policy.postrotate is not None,
+        )
     )
     faults.point("rename.before-rename")
     try:
@@ -128,7 +134,7 @@ def _create_spec(log: LiveLog, policy: Policy) -> tuple[int, int, int]:
 # --- copytruncate ----------------------------------------------------------------------------
 
 
-def copytruncate(log: LiveLog, target: str, policy: Policy, intents: Intents) -> Outcome:
+def copytruncate(log: LiveLog, target: str, policy: Policy, intents: OpenIntents) -> Outcome:
     """Copy the live file aside, then truncate it in place (logrotate's copytruncate).
 
     The copy is fsynced and renamed into place, and the intent recorded, before the
@@ -141,7 +147,7 @@ def copytruncate(log: LiveLog, target: str, policy: Policy, intents: Intents) ->
         st = os.fstat(src)
         if not same_file(st, log.st):
             raise Changed(f"{log.path} changed since it was checked")
-        out = _copy_into_place(log, target, src, st, intents)
+        out = _copy_into_place(log, target, src, st, intents, policy=policy.name)
         try:
             copy_range(src, out, os.fstat(out).st_size)  # catch up with the writer
             os.ftruncate(src, 0)
@@ -155,7 +161,7 @@ def copytruncate(log: LiveLog, target: str, policy: Policy, intents: Intents) ->
 
 
 def _copy_into_place(
-    log: LiveLog, target: str, src: int, st: os.stat_result, intents: Intents
+    log: LiveLog, target: str, src: int, st: os.stat_result, intents: OpenIntents, *, policy: str
 ) -> int:
     """Copy ``src`` to a temp file, record the intent, rename it to ``target``; return its fd."""
     r = log.rotated_dir
@@ -168,15 +174,15 @@ def _copy_into_place(
         os.fsync(out)
         faults.point("copytruncate.after-copy")
         intent = intents.begin(
-            {
-                "kind": "copytruncate",
-                "live": log.path,
-                "temp": log.rotated_path(tmp),
-                "final": log.rotated_path(target),
-                "dev": st.st_dev,
-                "ino": st.st_ino,
-                "length": length,
-            }
+            CopytruncateIntent(
+                policy=policy,
+                live=log.path,
+                temp=log.rotated_path(tmp),
+                final=log.rotated_path(target),
+                dev=st.st_dev,
+                ino=st.st_ino,
+                length=length,
+            )
         )
         faults.point("copytruncate.before-rename")
         rename_noreplace(r.fd, tmp, r.fd, target)
@@ -199,21 +205,51 @@ def _copy_owner(fd: int, st: os.stat_result) -> None:
 
 
 def copy_range(src: int, dst: int, offset: int) -> int:
-    """Copy src[offset:EOF) to the same offsets of dst; return the new end offset."""
+    """Copy src[offset:EOF) to the same offsets of dst; return the new end offset.
+
+    Only the data is copied: holes (SEEK_HOLE) stay holes, so a sparse log's copy
+    takes the room its data takes, not its length. The destination is extended to
+    the source's length at the end (a trailing hole).
+    """
     while True:
+        data = _seek_data(src, offset)
+        if data is None:  # only a hole (or nothing) from offset to EOF
+            end = max(offset, os.fstat(src).st_size)
+            if end > os.fstat(dst).st_size:
+                os.ftruncate(dst, end)
+            return end
+        end = os.lseek(src, data, os.SEEK_HOLE)
+        _copy_extent(src, dst, data, end)
+        offset = end
+
+
+def _seek_data(fd: int, offset: int) -> int | None:
+    """The next data offset at or after ``offset``; None if only a hole follows."""
+    try:
+        return os.lseek(fd, offset, os.SEEK_DATA)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            return None
+        raise
+
+
+def _copy_extent(src: int, dst: int, start: int, end: int) -> None:
+    """Copy src[start:end) to the same offsets of dst (fewer if the file shrank)."""
+    offset = start
+    while offset < end:
         try:
-            n = os.copy_file_range(src, dst, 1 << 30, offset, offset)
+            n = os.copy_file_range(src, dst, end - offset, offset, offset)
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                 raise
-            n = _copy_chunk(src, dst, offset)
+            n = _copy_chunk(src, dst, offset, end - offset)
         if n == 0:
-            return offset
+            return
         offset += n
 
 
-def _copy_chunk(src: int, dst: int, offset: int) -> int:
-    data = os.pread(src, 1 << 20, offset)
+def _copy_chunk(src: int, dst: int, offset: int, limit: int) -> int:
+    data = os.pread(src, min(1 << 20, limit), offset)
     done = 0
     while done < len(data):
         done += os.pwrite(dst, data[done:], offset + done)
@@ -225,15 +261,15 @@ def _copy_chunk(src: int, dst: int, offset: int) -> int:
 FALLBACK_NOTE = "filesystem does not support collapse range ({why}): fell back to copytruncate"
 
 
-def lossless_method(log: LiveLog, target: str, policy: Policy, intents: Intents) -> Outcome:
+def lossless_method(log: LiveLog, target: str, policy: Policy, intents: OpenIntents) -> Outcome:
     """Move a block-aligned prefix to ``target`` with COLLAPSE_RANGE; the tail stays live.
 
     Where the filesystem cannot collapse (tmpfs, ext4 without extents, ...), falls back
     to copytruncate and says so in the note: the disk must not fill because a method is
     unavailable, and the report tells the admin the loss window is back.
     """
-    if intents.journal is None:
-        raise NeedsJournal("method lossless needs the intent journal (state_dir) to be crash-safe")
+    if intents.store is None:
+        raise NeedsIntents("method lossless needs intent records (state_dir) to be crash-safe")
     src = os.open(log.name, _RDWR_FLAGS, dir_fd=log.directory.fd)
     try:
         st = os.fstat(src)
@@ -244,7 +280,7 @@ def lossless_method(log: LiveLog, target: str, policy: Policy, intents: Intents)
         except lossless.CollapseUnsupported as exc:
             unsupported = exc
         else:
-            return _move_prefix(log, target, src, st, intents)
+            return _move_prefix(log, target, src, st, intents, policy=policy.name)
     finally:
         os.close(src)
     outcome = copytruncate(log, target, policy, intents)
@@ -253,7 +289,7 @@ def lossless_method(log: LiveLog, target: str, policy: Policy, intents: Intents)
 
 
 def _move_prefix(
-    log: LiveLog, target: str, src: int, st: os.stat_result, intents: Intents
+    log: LiveLog, target: str, src: int, st: os.stat_result, intents: OpenIntents, *, policy: str
 ) -> Outcome:
     r = log.rotated_dir
     tmp = naming.temp_name(target)
@@ -262,17 +298,16 @@ def _move_prefix(
     try:
         _copy_owner(out, st)
 
-        def journal(facts: dict[str, Any]) -> str:
+        def record(facts: dict[str, Any]) -> str:
             faults.point("lossless.after-copy")
             paths = {"live": log.path, "temp": log.rotated_path(tmp)}
-            intent_id = intents.begin(
-                lossless.intent_record(facts, **paths, final=log.rotated_path(target))
-            )
+            raw = lossless.intent_record(facts, **paths, final=log.rotated_path(target))
+            intent_id = intents.begin(LosslessIntent.from_facts(raw, policy))
             faults.point("lossless.before-collapse")
             return intent_id
 
         moved = lossless.lossless_move_prefix(
-            src, out, journal=journal, done=intents.end, on_split=splits.append
+            src, out, journal=record, done=intents.end, on_split=splits.append
         )
         if moved:
             faults.point("lossless.after-collapse")

@@ -53,12 +53,17 @@ def plan_log(
     now: datetime,
     *,
     force: bool = False,
+    rotate: bool = True,
 ) -> list[Step]:
-    """The steps for one log; an empty list means there is nothing to do."""
+    """The steps for one log; an empty list means there is nothing to do.
+
+    ``rotate=False`` plans retention and compression of the rotated files alone (after
+    a rotation failed: they still free space).
+    """
     steps: list[Step] = []
     ordered = sorted(siblings, key=lambda s: s.name.key, reverse=True)  # newest first
     fresh: Sibling | None = None
-    reason = rotate_reason(policy, size, force)
+    reason = rotate_reason(policy, size, force) if rotate else None
     if reason is not None:
         target = naming.new_name(live, now, (s.name.name for s in siblings))
         steps.append(Step("rotate", live, reason, target=target, size=size))

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import grp
 import json
+import logging
 import os
 import pwd
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict
 
-from nodeguard.rotation.report import FAILED, Record
+from nodeguard.events import Event
+from nodeguard.rotation.report import FAILED, RotationKind, as_record, from_record, rotation_event
+
+_log = logging.getLogger(__name__)
 
 Handled = dict[tuple[int, int], str]
-PassResult = tuple[list[Record], Handled]
+PassResult = tuple[list[Event], Handled]
 
 
 def run_as(
@@ -40,15 +43,15 @@ def run_as(
     try:
         body = json.loads(payload)
         if "error" in body:
-            return [
-                Record(policy, "", "su", FAILED, f"pass as {who} failed", error=body["error"])
-            ], {}
-        records = [Record(**r) for r in body["records"]]
+            reason = f"pass as {who} failed"
+            error = str(body["error"])
+            return [rotation_event(policy, "", RotationKind.SU, FAILED, reason, error=error)], {}
+        events = [from_record(r) for r in body["records"]]
         handled = {(int(d), int(i)): p for d, i, p in body["handled"]}
     except (ValueError, KeyError, TypeError):
         reason = f"pass as {who} died (wait status {status})"
-        return [Record(policy, "", "su", FAILED, reason)], {}
-    return records, handled
+        return [rotation_event(policy, "", RotationKind.SU, FAILED, reason)], {}
+    return events, handled
 
 
 def _child(uid: int, gid: int, job: Callable[[], PassResult], write_fd: int) -> None:
@@ -57,13 +60,14 @@ def _child(uid: int, gid: int, job: Callable[[], PassResult], write_fd: int) -> 
         os.setgroups([gid])
         os.setresgid(gid, gid, gid)
         os.setresuid(uid, uid, uid)
-        records, handled = job()
+        events, handled = job()
         body = {
-            "records": [asdict(r) for r in records],
+            "records": [as_record(e) for e in events],
             "handled": [[d, i, p] for (d, i), p in handled.items()],
         }
-    except BaseException:  # report anything, never fall back into the parent's code
-        body = {"error": traceback.format_exc()}
+    except BaseException as exc:  # report anything, never fall back into the parent's code
+        _log.error("pass as uid %d failed", uid, exc_info=True)  # the traceback, for stderr
+        body = {"error": "".join(traceback.format_exception_only(exc)).strip()}
         code = 1
     data = json.dumps(body).encode()
     view = memoryview(data)

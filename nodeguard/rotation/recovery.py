@@ -1,9 +1,9 @@
-"""Intent records: written before each step that a crash could leave half-done, replayed next pass.
+"""Recovery: settle the intent records an interrupted pass left, before anything is scanned.
 
-A step (rename + create, copytruncate, lossless collapse) first records what it is
-about to do in the intent journal, then acts, then ends the record. The next pass,
-under the lock and before scanning, finishes or undoes every record still there: see
-docs/crash-safety.md for the decision of each kind. A record that does not validate is
+A step first records what it is about to do (:mod:`intents`), then acts, then ends the
+record. The next pass, under the lock and before scanning, finishes or undoes every
+record still there: see docs/crash-safety.md for the decision of each kind. A record
+that does not validate, or names a step this configuration could not have taken, is
 moved to ``malformed/`` and reported, and nothing is done or deleted because of it.
 """
 
@@ -17,170 +17,94 @@ import os
 import pwd
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
 
 from nodeguard import fsutil
 from nodeguard.config.model import Config
+from nodeguard.events import Event
 from nodeguard.rotation import faults, lossless, scan
+from nodeguard.rotation.intents import (
+    CopytruncateIntent,
+    Intent,
+    IntentStore,
+    InvalidIntent,
+    LosslessIntent,
+    OpenIntents,
+    RenameIntent,
+    belongs,
+    parse,
+)
 from nodeguard.rotation.privilege import run_as
-from nodeguard.rotation.report import DONE, FAILED, Record
+from nodeguard.rotation.report import DONE, FAILED, RotationKind, result_of, rotation_event
 from nodeguard.state import IntentJournal
 
-VERSION = 1
 MALFORMED_DIR = "malformed"
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _CHUNK = 1 << 20
 
 # Postrotate runner for a recovered rename: (policy name, live path) -> error or None.
 Postrotate = Callable[[str, str], str | None]
-
-
-class Journal(Protocol):
-    """What :class:`nodeguard.state.IntentJournal` offers."""
-
-    directory: Path
-
-    def begin(self, record: dict[str, Any]) -> str: ...
-
-    def end(self, intent_id: str) -> None: ...
-
-    def pending(self) -> list[tuple[str, dict[str, Any] | None]]: ...
+# Why a well-formed intent is not one this configuration could have written (empty: it is).
+Belongs = Callable[[Intent], list[str]]
 
 
 class Conflict(Exception):
     """Recovery found a state it must not resolve alone; the record stays for the admin."""
 
 
-@dataclass
-class Intents:
-    """The intents one rotation opened: begun before acting, ended when the step is whole."""
-
-    journal: Journal | None
-    policy: str
-    open: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def begin(self, record: dict[str, Any]) -> str:
-        if self.journal is None:
-            return ""
-        full = {"version": VERSION, "policy": self.policy, **record}
-        intent_id = self.journal.begin(full)
-        self.open[intent_id] = full
-        return intent_id
-
-    def end(self, intent_id: str) -> None:
-        if self.journal is not None and intent_id:
-            self.journal.end(intent_id)
-            self.open.pop(intent_id, None)
-
-    def end_all(self) -> None:
-        for intent_id in list(self.open):
-            self.end(intent_id)
-
-
-# --- validation --------------------------------------------------------------------------
-
-_ABS = "absolute path"
-_COMMON = {"kind": str, "version": int, "policy": str, "live": _ABS, "final": _ABS}
-_FILE_ID = {"dev": int, "ino": int}
-SCHEMAS: dict[str, dict[str, object]] = {
-    "rename": {
-        **_COMMON,
-        **_FILE_ID,
-        "mode": int,
-        "uid": int,
-        "gid": int,
-        "postrotate": bool,
-    },
-    "copytruncate": {**_COMMON, **_FILE_ID, "temp": _ABS, "length": int},
-    lossless.RECORD_KIND: {
-        **_COMMON,
-        **_FILE_ID,
-        "temp": _ABS,
-        "length": int,
-        "unit": int,
-        "tail_length": int,
-        "prefix_sha256": str,
-        "tail_sha256": str,
-        "phys_start": (int, type(None)),
-        "phys_at_length": (int, type(None)),
-    },
-}
-
-
-def problems(record: dict[str, Any] | None) -> list[str]:
-    """Why a record must not be acted on (empty when it is well formed)."""
-    if record is None:
-        return ["not a JSON object"]
-    schema = SCHEMAS.get(str(record.get("kind")))
-    if schema is None:
-        return [f"unknown kind {record.get('kind')!r}"]
-    out = [f"{key}: {why}" for key, want in schema.items() if (why := _bad(record, key, want))]
-    if not out and record["version"] != VERSION:
-        out.append(f"version {record['version']} (this nodeguard writes {VERSION})")
-    return out
-
-
-def _bad(record: dict[str, Any], key: str, want: object) -> str | None:
-    if key not in record:
-        return "missing"
-    value = record[key]
-    if want == _ABS:
-        ok = isinstance(value, str) and _valid_path(value)
-        return None if ok else "not an absolute path naming a file"
-    types = want if isinstance(want, tuple) else (want,)
-    if isinstance(value, bool) and bool not in types:
-        return "wrong type"
-    if not isinstance(value, types):
-        return "wrong type"
-    return (
-        "negative" if isinstance(value, int) and not isinstance(value, bool) and value < 0 else None
-    )
-
-
-def _valid_path(path: str) -> bool:
-    head, name = os.path.split(path)
-    return path.startswith("/") and "\0" not in path and name not in ("", ".", "..") and bool(head)
-
-
-# --- replay --------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Replay:
-    """What recovery needs from the pass: a postrotate runner."""
+    """What recovery needs from the pass: a postrotate runner, and the check that an
+    intent names a step this configuration could have taken."""
 
     postrotate: Postrotate
+    belongs: Belongs = lambda intent: []
+
+    @classmethod
+    def for_config(cls, postrotate: Postrotate, config: Config) -> Replay:
+        return cls(postrotate, functools.partial(belongs, config=config))
+
+
+def _checked(
+    record: dict[str, object] | None, replay: Replay
+) -> tuple[Intent | None, list[str], str]:
+    """The typed intent of a stored record, or why it must be quarantined."""
+    try:
+        intent = parse(record)
+    except InvalidIntent as exc:
+        return None, exc.problems, "malformed"
+    why = replay.belongs(intent)
+    return (None, why, "untrusted") if why else (intent, [], "")
 
 
 def recover_all(
-    config: Config, journal: Journal, replay: Replay
-) -> tuple[list[Record], frozenset[str]]:
-    """Replay the main journal, then each su user's (as that user); return the records
-    and the files that records still pending name (a pass must leave those alone)."""
-    records = recover(journal, replay)
-    protected = pending_paths(journal)
-    for su in _su_users(config):
-        if not (journal.directory / su_dir_name(su)).is_dir():
+    config: Config, store: IntentStore, replay: Replay, euid: int
+) -> tuple[list[Event], frozenset[str]]:
+    """Settle the main intent records, then each su user's (as that user); return the
+    events and the files that records still pending name (a pass leaves those alone)."""
+    events = recover(store, replay)
+    protected = pending_paths(store, replay)
+    for su in _su_users(config, euid):
+        if not (store.directory / su_dir_name(su)).is_dir():
             continue
-        fd = su_directory(journal, su)
+        fd = su_directory(store, su)
         try:
             done, _ = run_as(su, functools.partial(_recover_in, fd, replay), "recovery")
         finally:
             os.close(fd)
-        records += done
-        protected |= pending_paths(IntentJournal(journal.directory / su_dir_name(su)))
-    return records, frozenset(protected)
+        events += done
+        protected |= pending_paths(IntentJournal(store.directory / su_dir_name(su)), replay)
+    return events, frozenset(protected)
 
 
-def _recover_in(fd: int, replay: Replay) -> tuple[list[Record], dict[tuple[int, int], str]]:
-    return recover(cwd_journal(fd), replay), {}
+def _recover_in(fd: int, replay: Replay) -> tuple[list[Event], dict[tuple[int, int], str]]:
+    return recover(cwd_intents(fd), replay), {}
 
 
-def _su_users(config: Config) -> list[tuple[str, str]]:
-    if os.geteuid() != 0:
-        return []  # not root: every policy ran in this process, with the main journal
+def _su_users(config: Config, euid: int) -> list[tuple[str, str]]:
+    if euid != 0:
+        return []  # not root: every policy ran in this process, with the main records
     return sorted({p.su for p in config.policies if p.su is not None})
 
 
@@ -188,120 +112,135 @@ def su_dir_name(su: tuple[str, str]) -> str:
     return f"su-{pwd.getpwnam(su[0]).pw_uid}-{grp.getgrnam(su[1]).gr_gid}"
 
 
-def su_directory(journal: Journal, su: tuple[str, str]) -> int:
-    """Open (making it, as root) the intent directory of an su user; return its fd.
+def su_directory(store: IntentStore, su: tuple[str, str]) -> int:
+    """Open (making it, as root) the intent folder of an su user; return its fd.
 
-    The state directory stays root-only: the forked pass reaches its own directory
-    through this fd (see :func:`cwd_journal`), and its records are replayed as that
-    user only, so a record it wrote can never make root act.
+    The state folder stays root-only: the forked pass reaches its own folder through
+    this fd (see :func:`cwd_intents`), and its records are settled as that user only,
+    so a record it wrote can never make root act.
     """
     uid, gid = pwd.getpwnam(su[0]).pw_uid, grp.getgrnam(su[1]).gr_gid
-    journal.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    store.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):
-        os.mkdir(journal.directory / su_dir_name(su), 0o700)
-    fd = os.open(journal.directory / su_dir_name(su), fsutil.DIR_FLAGS)
-    st = os.fstat(fd)
-    if (st.st_uid, st.st_gid) != (uid, gid):
-        os.fchown(fd, uid, gid)
-    os.fchmod(fd, 0o700)
+        os.mkdir(store.directory / su_dir_name(su), 0o700)
+    fd = os.open(store.directory / su_dir_name(su), fsutil.DIR_FLAGS)
+    try:
+        st = os.fstat(fd)
+        if (st.st_uid, st.st_gid) != (uid, gid):
+            os.fchown(fd, uid, gid)
+        os.fchmod(fd, 0o700)
+    except BaseException:
+        os.close(fd)
+        raise
     return fd
 
 
-def cwd_journal(fd: int) -> IntentJournal:
-    """In a forked su pass: a journal in the directory ``fd`` (made the working directory)."""
+def cwd_intents(fd: int) -> IntentJournal:
+    """In a forked su pass: the intent records in the folder ``fd`` (made the cwd)."""
     os.fchdir(fd)
     return IntentJournal(Path("."))
 
 
-def recover(journal: Journal, replay: Replay) -> list[Record]:
-    """Finish or undo every pending intent in ``journal``; one record for each."""
-    records = _remove_torn_writes(journal.directory)
-    for intent_id, record in journal.pending():
-        why = problems(record)
-        if why or record is None:
-            records.append(_quarantine(journal.directory, intent_id, record, why))
+def recover(store: IntentStore, replay: Replay) -> list[Event]:
+    """Finish or undo every pending intent in ``store``; one event for each."""
+    events = _remove_torn_writes(store.directory)
+    for intent_id, record in store.pending():
+        intent, why, label = _checked(record, replay)
+        if intent is None:
+            events.append(_quarantine(store.directory, intent_id, record, why, label))
             continue
-        result = settle_one(record, replay)
-        if result.result == DONE:
+        event = settle_one(intent, replay)
+        if result_of(event) == DONE:
             faults.point("recover.before-end")
-            journal.end(intent_id)
-        records.append(result)
-    return records
+            store.end(intent_id)
+        events.append(event)
+    return events
 
 
-def settle_open(intents: Intents, replay: Replay) -> list[Record]:
+def settle_open(intents: OpenIntents, replay: Replay) -> list[Event]:
     """Resolve, right away, the intents of a step that failed half-way."""
-    records: list[Record] = []
-    for intent_id, record in list(intents.open.items()):
-        result = settle_one(record, replay)
-        if result.result == DONE:
+    events: list[Event] = []
+    for intent_id, intent in list(intents.open.items()):
+        event = settle_one(intent, replay)
+        if result_of(event) == DONE:
             intents.end(intent_id)
-        records.append(result)
-    return records
+        events.append(event)
+    return events
 
 
-def settle_one(record: dict[str, Any], replay: Replay) -> Record:
-    """Replay one well-formed record; DONE when the record can go, FAILED when it stays."""
-    kind = record["kind"]
+def settle_one(intent: Intent, replay: Replay) -> Event:
+    """Replay one intent; DONE when its record can go, FAILED when it stays."""
+    kind = intent.kind
     try:
-        if kind == "rename":
-            reason = _recover_rename(record, replay)
-        elif kind == "copytruncate":
-            reason = _recover_copytruncate(record)
+        if isinstance(intent, RenameIntent):
+            reason = _recover_rename(intent, replay)
+        elif isinstance(intent, CopytruncateIntent):
+            reason = _recover_copytruncate(intent)
         else:
-            reason = _recover_lossless(record)
+            reason = _recover_lossless(intent)
     except (Conflict, lossless.RecoveryConflict) as exc:
-        return _record(record, FAILED, f"{kind} interrupted; left for the admin: {exc}")
+        return _event(intent, FAILED, f"{kind} interrupted; left for the admin: {exc}")
     except OSError as exc:
         why = f"{exc.strerror} ({exc.filename})" if exc.filename else str(exc.strerror or exc)
-        return _record(record, FAILED, f"{kind} interrupted; recovery failed, will retry: {why}")
-    return _record(record, DONE, f"{kind} interrupted by a crash; {reason}")
+        return _event(intent, FAILED, f"{kind} interrupted; recovery failed, will retry: {why}")
+    except (ValueError, ArithmeticError, LookupError) as exc:  # odd beyond the schema
+        return _event(intent, FAILED, f"{kind} interrupted; left for the admin: {exc!r}")
+    return _event(intent, DONE, f"{kind} interrupted by a crash; {reason}")
 
 
-def _record(record: dict[str, Any], result: str, reason: str) -> Record:
-    return Record(
-        record["policy"], record["live"], "recover", result, reason, target=record["final"]
+def _event(intent: Intent, result: str, reason: str) -> Event:
+    return rotation_event(
+        intent.policy, intent.live, RotationKind.RECOVER, result, reason, target=intent.final
     )
 
 
 def _quarantine(
-    directory: Path, intent_id: str, record: dict[str, Any] | None, why: list[str]
-) -> Record:
-    """Move a malformed record aside (never act on it, never delete because of it)."""
+    directory: Path,
+    intent_id: str,
+    record: dict[str, object] | None,
+    why: list[str],
+    label: str,
+) -> Event:
+    """Move a record aside that must not be acted on (never delete because of it)."""
     aside = directory / MALFORMED_DIR
-    aside.mkdir(mode=0o700, exist_ok=True)
     source = directory / f"{intent_id}.json"
     try:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(aside, 0o700)
         os.rename(source, aside / source.name)
         fsutil.fsync_dir(directory)
         where = f"moved to {aside / source.name}"
     except OSError as exc:
         where = f"could not move it aside: {exc.strerror}"
     policy = record.get("policy") if isinstance(record, dict) else None
-    return Record(
+    return rotation_event(
         policy if isinstance(policy, str) else "?",
         str(source),
-        "recover",
+        RotationKind.RECOVER,
         FAILED,
-        f"malformed intent record ({'; '.join(why)}); nothing was done because of it, {where}",
+        f"{label} intent record ({'; '.join(why) or 'unreadable'}); nothing was done "
+        f"because of it, {where}",
     )
 
 
-def _remove_torn_writes(directory: Path) -> list[Record]:
+def _remove_torn_writes(directory: Path) -> list[Event]:
     """Intent records whose write was cut short (empty, or temp files of older versions:
     their step never began), and temp files of the pass's state file (written under the
-    same lock, so none is in use)."""
+    same lock, so none is in use). Only regular files are removed."""
     torn = sorted(directory.glob(f".*{fsutil.TMP_MARK}")) if directory.is_dir() else []
     torn += [p for p in sorted(directory.glob("*.json")) if _empty_file(p)]
     state = sorted(directory.parent.glob(f".state.json.*{fsutil.TMP_MARK}"))
-    records: list[Record] = []
+    events: list[Event] = []
     for path, what in [(p, "intent record (its step never began)") for p in torn] + [
         (p, "state file write (the previous state file is intact)") for p in state
     ]:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-            records.append(Record("-", str(path), "cleanup", DONE, f"torn {what}"))
-    return records
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(path.lstat().st_mode):
+                path.unlink()
+                events.append(
+                    rotation_event("-", str(path), RotationKind.CLEANUP, DONE, f"torn {what}")
+                )
+    return events
 
 
 def _empty_file(path: Path) -> bool:
@@ -314,12 +253,15 @@ def _empty_file(path: Path) -> bool:
     return stat.S_ISREG(st.st_mode) and st.st_size == 0
 
 
-def pending_paths(journal: Journal) -> set[str]:
+def pending_paths(store: IntentStore, replay: Replay) -> set[str]:
     """Files named by records still pending: no cleanup or retention may touch them."""
     out: set[str] = set()
-    for _, record in journal.pending():
-        if record is not None and not problems(record):
-            out.update(record[k] for k in ("temp", "final") if k in record)
+    for _, record in store.pending():
+        intent, _, _ = _checked(record, replay)
+        if intent is not None:
+            out.add(intent.final)
+            if intent.temp_path is not None:
+                out.add(intent.temp_path)
     return out
 
 
@@ -330,7 +272,7 @@ def pending_paths(journal: Journal) -> set[str]:
 def open_dir(path: str) -> Iterator[int]:
     """Open a directory the way a pass does (no symlink followed, except root's own)."""
     reasons: list[str] = []
-    opened = scan.open_path(path, lambda p, r: reasons.append(f"{p}: {r}"))
+    opened = scan.open_path(path, lambda p, kind, r: reasons.append(scan.describe(p, kind, r)))
     if opened is None:
         raise OSError(2, reasons[0] if reasons else "no such directory", path)
     try:
@@ -346,25 +288,25 @@ def _lstat(name: str, dir_fd: int) -> os.stat_result | None:
         return None
 
 
-def _is(st: os.stat_result | None, record: dict[str, Any]) -> bool:
-    return st is not None and (st.st_dev, st.st_ino) == (record["dev"], record["ino"])
+def _is(st: os.stat_result | None, intent: Intent) -> bool:
+    return st is not None and (st.st_dev, st.st_ino) == (intent.dev, intent.ino)
 
 
-def _recover_rename(record: dict[str, Any], replay: Replay) -> str:
+def _recover_rename(intent: RenameIntent, replay: Replay) -> str:
     """Rename is atomic: either it happened (finish create + postrotate) or it did not."""
-    live_dir, live_name = os.path.split(record["live"])
-    final_dir, final_name = os.path.split(record["final"])
+    live_dir, live_name = os.path.split(intent.live)
+    final_dir, final_name = os.path.split(intent.final)
     with open_dir(live_dir) as live_fd, open_dir(final_dir) as final_fd:
-        if not _is(_lstat(final_name, final_fd), record):
-            if _is(_lstat(live_name, live_fd), record):
+        if not _is(_lstat(final_name, final_fd), intent):
+            if _is(_lstat(live_name, live_fd), intent):
                 return "undone: the rename never happened; the live file is as it was"
             return "nothing to do: the file was moved by someone else; left as it is"
         done = ["the rename had happened"]
         if _lstat(live_name, live_fd) is None:
-            create_live(live_fd, live_name, record["mode"], record["uid"], record["gid"])
+            create_live(live_fd, live_name, intent.mode, intent.uid, intent.gid)
             done.append("created the new live file")
-    if record["postrotate"]:
-        error = replay.postrotate(record["policy"], record["live"])
+    if intent.postrotate:
+        error = replay.postrotate(intent.policy, intent.live)
         done.append(f"postrotate failed: {error}" if error else "ran postrotate")
     return "completed: " + ", ".join(done)
 
@@ -378,8 +320,9 @@ def create_live(dir_fd: int, name: str, mode: int, uid: int, gid: int) -> bool:
         return False
     ordered = False
     try:
-        if os.geteuid() == 0 or (uid, gid) != (os.geteuid(), os.getegid()):
-            with contextlib.suppress(PermissionError):
+        st = os.fstat(fd)
+        if (st.st_uid, st.st_gid) != (uid, gid):
+            with contextlib.suppress(PermissionError):  # not root: keep our own ids
                 os.fchown(fd, uid, gid)
         os.fchmod(fd, mode)
         # After fchown/fchmod, so owner and mode are durable with the file; on ext4/xfs
@@ -393,30 +336,39 @@ def create_live(dir_fd: int, name: str, mode: int, uid: int, gid: int) -> bool:
     return True
 
 
-def _recover_copytruncate(record: dict[str, Any]) -> str:
+def _recover_copytruncate(intent: CopytruncateIntent) -> str:
     """Undo unless the truncate happened: the live file then still holds every byte."""
-    live_dir, live_name = os.path.split(record["live"])
-    rot_dir, final_name = os.path.split(record["final"])
-    temp_name = os.path.basename(record["temp"])
+    live_dir, live_name = os.path.split(intent.live)
+    rot_dir, final_name = os.path.split(intent.final)
+    temp_name = os.path.basename(intent.temp)  # beside final: checked by belongs()
     with open_dir(live_dir) as live_fd, open_dir(rot_dir) as rot_fd:
-        if _lstat(temp_name, rot_fd) is not None:
+        temp = _lstat(temp_name, rot_fd)
+        if temp is not None:
+            if not _is_our_copy(temp, intent.length):
+                raise Conflict(f"{intent.temp} is not the copy that was made")
             os.unlink(temp_name, dir_fd=rot_fd)
             os.fsync(rot_fd)
             return "undone: the copy was never put in place; removed it (the live file is whole)"
         final = _lstat(final_name, rot_fd)
         if final is None:
             return "nothing to do: no copy was made"
-        if not stat.S_ISREG(final.st_mode) or final.st_size < record["length"]:
-            raise Conflict(f"{record['final']} is not the copy that was made")
-        if _untruncated(live_fd, live_name, rot_fd, final_name, record):
+        regular = stat.S_ISREG(final.st_mode) and final.st_nlink == 1
+        if not regular or final.st_size < intent.length:
+            raise Conflict(f"{intent.final} is not the copy that was made")
+        if _untruncated(live_fd, live_name, rot_fd, final_name, intent):
             os.unlink(final_name, dir_fd=rot_fd)
             os.fsync(rot_fd)
             return "undone: the live file was never truncated; removed the copy (no duplicate)"
     return "completed: the live file had been truncated; the copy is the rotated file"
 
 
+def _is_our_copy(st: os.stat_result, length: int) -> bool:
+    """The temp copy as made: a regular file with one name, of the recorded length."""
+    return stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size == length
+
+
 def _untruncated(
-    live_fd: int, live_name: str, rot_fd: int, final_name: str, record: dict[str, Any]
+    live_fd: int, live_name: str, rot_fd: int, final_name: str, intent: Intent
 ) -> bool:
     """Whether the live file still starts with every byte of the copy (so it was not truncated)."""
     try:
@@ -428,7 +380,7 @@ def _untruncated(
         try:
             st = os.fstat(src)
             size = os.fstat(copy).st_size
-            if not _is(st, record) or st.st_size < size:
+            if not _is(st, intent) or st.st_size < size:
                 return False
             return _digest(src, size) == _digest(copy, size)
         finally:
@@ -449,5 +401,5 @@ def _digest(fd: int, length: int) -> str:
     return digest.hexdigest()
 
 
-def _recover_lossless(record: dict[str, Any]) -> str:
-    return lossless.recover_intent(record, open_dir=open_dir)
+def _recover_lossless(intent: LosslessIntent) -> str:
+    return lossless.recover_intent(intent.as_record(), open_dir=open_dir)

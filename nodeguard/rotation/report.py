@@ -1,57 +1,160 @@
-"""What a rotation pass did (or would do), per file, for people and for machines."""
+"""What a rotation pass did (or would do), per file, as events; and their two renderings.
+
+Each action on one file is one :class:`nodeguard.events.Event` from source ``rotation``:
+its kind is the action (:class:`RotationKind`), its subject the file's path, and its
+facts the policy, the result (:class:`Result`), sizes, the target and the error. The
+text report and the ``--json`` report are rendered from these events only.
+"""
 
 from __future__ import annotations
 
+import enum
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from nodeguard.config.units import format_size
-
-# result values
-DONE = "done"
-PLANNED = "planned"
-FAILED = "failed"
-REFUSED = "refused"
-SKIPPED = "skipped"
-UNCHANGED = "unchanged"
+from nodeguard.events import Event, Severity, Source
 
 
-@dataclass
-class Record:
-    """One action on one file: what, why, and how it went."""
+class RotationKind(enum.StrEnum):
+    """What was done (or would be, or was refused) to one file."""
 
-    policy: str
-    path: str
-    action: str  # rotate compress remove cleanup postrotate keep skip refuse recover check
-    result: str  # done | planned | failed | refused | skipped | unchanged
-    reason: str
-    bytes_before: int | None = None
-    bytes_after: int | None = None
-    target: str | None = None
-    error: str | None = None
+    ROTATE = "rotate"
+    COMPRESS = "compress"
+    REMOVE = "remove"
+    CLEANUP = "cleanup"  # leftover of an interrupted pass removed
+    POSTROTATE = "postrotate"
+    KEEP = "keep"  # looked at, nothing to do
+    SKIP = "skip"  # not a candidate (symlink, Docker's own log, ...)
+    REFUSE = "refuse"  # a candidate nodeguard must not act on (insecure folder, ...)
+    RECOVER = "recover"  # an intent record of an interrupted pass settled
+    CHECK = "check"  # a problem found, not an action that failed
+    SCAN = "scan"  # a configured path that could not be scanned
+    SAVE = "save"  # the pass's state file
+    SU = "su"  # the pass of a policy run as another user
+
+
+class Result(enum.StrEnum):
+    DONE = "done"
+    PLANNED = "planned"
+    FAILED = "failed"
+    REFUSED = "refused"
+    SKIPPED = "skipped"
+    UNCHANGED = "unchanged"
+
+
+# result values, as the rest of the package names them
+DONE = Result.DONE
+PLANNED = Result.PLANNED
+FAILED = Result.FAILED
+REFUSED = Result.REFUSED
+SKIPPED = Result.SKIPPED
+UNCHANGED = Result.UNCHANGED
+
+_SEVERITY = {
+    Result.DONE: Severity.INFO,  # what it did
+    Result.PLANNED: Severity.INFO,
+    Result.SKIPPED: Severity.INFO,
+    Result.UNCHANGED: Severity.DEBUG,
+    Result.REFUSED: Severity.WARNING,  # what it refused
+    Result.FAILED: Severity.ERROR,
+}
+
+RECORD_KEYS = (
+    "policy",
+    "path",
+    "action",
+    "result",
+    "reason",
+    "bytes_before",
+    "bytes_after",
+    "target",
+    "error",
+)
+
+
+def rotation_event(
+    policy: str,
+    path: str,
+    kind: RotationKind | str,
+    result: Result | str,
+    reason: str,
+    *,
+    bytes_before: int | None = None,
+    bytes_after: int | None = None,
+    target: str | None = None,
+    error: str | None = None,
+) -> Event:
+    """One rotation event; its severity follows from the result."""
+    outcome = Result(result)
+    facts = {
+        "policy": policy,
+        "result": str(outcome),
+        "bytes_before": bytes_before,
+        "bytes_after": bytes_after,
+        "target": target,
+        "error": error,
+    }
+    return Event(Source.ROTATION, RotationKind(kind), path, _SEVERITY[outcome], reason, facts)
+
+
+def as_record(event: Event) -> dict[str, Any]:
+    """The event as one entry of the ``--json`` report's ``files`` (a flat record)."""
+    facts = event.facts
+    return {
+        "policy": facts.get("policy", "-"),
+        "path": event.subject,
+        "action": str(event.kind),
+        "result": facts.get("result", ""),
+        "reason": event.reason,
+        "bytes_before": facts.get("bytes_before"),
+        "bytes_after": facts.get("bytes_after"),
+        "target": facts.get("target"),
+        "error": facts.get("error"),
+    }
+
+
+def from_record(record: Mapping[str, Any]) -> Event:
+    """The inverse of :func:`as_record` (an su child's events cross a pipe as records)."""
+    return rotation_event(
+        record["policy"],
+        record["path"],
+        record["action"],
+        record["result"],
+        record["reason"],
+        bytes_before=record["bytes_before"],
+        bytes_after=record["bytes_after"],
+        target=record["target"],
+        error=record["error"],
+    )
+
+
+def result_of(event: Event) -> str:
+    return str(event.facts.get("result", ""))
 
 
 @dataclass
 class Report:
-    """All records of one pass plus pass-level notes (state rebuilt, lock, ...)."""
+    """The events of one pass plus pass-level notes (state rebuilt, ...)."""
 
     dry_run: bool
-    records: list[Record] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def add(self, record: Record) -> None:
-        self.records.append(record)
+    def extend(self, events: Iterable[Event]) -> None:
+        self.events.extend(events)
 
     @property
     def failed(self) -> bool:
-        return any(r.result in (FAILED, REFUSED) for r in self.records)
+        return any(result_of(e) in (FAILED, REFUSED) for e in self.events)
 
     def counts(self) -> Counter[str]:
         counts: Counter[str] = Counter()
-        for record in self.records:
-            counts[f"{record.action}:{record.result}"] += 1
+        for event in self.events:
+            counts[f"{event.kind}:{result_of(event)}"] += 1
         return counts
 
     def to_json(self) -> str:
@@ -60,22 +163,23 @@ class Report:
             "ok": not self.failed,
             "notes": self.notes,
             "summary": dict(sorted(self.counts().items())),
-            "files": [asdict(r) for r in self.records],
+            "files": [as_record(e) for e in self.events],
         }
         return json.dumps(body, indent=1)
 
     def render_text(self, verbose: bool = False) -> str:
         lines = ["dry run: nothing was changed"] if self.dry_run else []
         lines += [f"note: {n}" for n in self.notes]
-        for record in self.records:
-            if verbose or (record.result not in (UNCHANGED,) and record.action != "keep"):
-                lines.append(_line(record, self.dry_run))
+        for event in self.events:
+            quiet = result_of(event) == UNCHANGED or event.kind == RotationKind.KEEP
+            if verbose or not quiet:
+                lines.append(_line(as_record(event), self.dry_run))
         lines.append(self._summary())
         return "\n".join(lines) + "\n"
 
     def _summary(self) -> str:
         counts = self.counts()
-        checked = sum(1 for r in self.records if r.action in ("keep", "rotate"))
+        checked = sum(1 for e in self.events if e.kind in (RotationKind.KEEP, RotationKind.ROTATE))
         done = PLANNED if self.dry_run else DONE
         parts = [
             f"{counts[f'{a}:{done}']} {w}"
@@ -98,26 +202,29 @@ _VERBS = {
     "keep": "keep",
     "skip": "skip",
     "refuse": "refuse",
+    "save": "save",
 }
 
 
-def _line(record: Record, dry_run: bool) -> str:
-    verb = _VERBS.get(record.action, record.action)
-    if record.action == "skip":
+def _line(record: Mapping[str, Any], dry_run: bool) -> str:
+    action, result = record["action"], record["result"]
+    verb = _VERBS.get(action, action)
+    if action == "skip":
         verb = "skipped"
-    elif record.action == "refuse":
+    elif action == "refuse":
         verb = "REFUSED"
-    elif record.action == "check":  # a problem found, not an action that failed
+    elif action == "check":  # a problem found, not an action that failed
         verb = "PROBLEM with"
-    elif record.result == PLANNED:
+    elif result == PLANNED:
         verb = f"would {verb}"
-    elif record.result == FAILED:
+    elif result == FAILED:
         verb = f"FAILED to {verb}"
-    size = f" [{format_size(record.bytes_before)}]" if record.bytes_before is not None else ""
-    target = f" -> {record.target}" if record.target else ""
-    error = f": {record.error}" if record.error else ""
+    before = record["bytes_before"]
+    size = f" [{format_size(before)}]" if before is not None else ""
+    target = f" -> {record['target']}" if record["target"] else ""
+    error = f": {record['error']}" if record["error"] else ""
     return printable(
-        f"[{record.policy}] {verb} {record.path}{size}{target} ({record.reason}){error}"
+        f"[{record['policy']}] {verb} {record['path']}{size}{target} ({record['reason']}){error}"
     )
 
 

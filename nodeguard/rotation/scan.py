@@ -12,6 +12,7 @@ Like a shell, ``*`` does not match names starting with a dot.
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import fnmatch
 import os
@@ -22,7 +23,22 @@ from dataclasses import dataclass, field
 from nodeguard.fsutil import DIR_FLAGS
 from nodeguard.rotation import naming
 
-Problem = Callable[[str, str], None]  # (path, reason)
+
+class ScanProblem(enum.StrEnum):
+    """What became of a path the scan could not walk into: the kind travels as data."""
+
+    FAILED = "failed"  # it could not be opened
+    REFUSED = "refused"  # it must not be followed (a symlink another user could change)
+    SKIPPED = "skipped"  # it is never followed (a symlink in a glob's part)
+
+
+Problem = Callable[[str, ScanProblem, str], None]  # (path, kind, reason)
+
+
+def describe(path: str, kind: ScanProblem, reason: str) -> str:
+    """One line for a problem, as recovery and olddir refusals quote it."""
+    return f"{path}: {reason}" if kind is ScanProblem.FAILED else f"{path}: {kind}: {reason}"
+
 
 _MAGIC = frozenset("*?[")
 _MAX_LINKS = 40  # symlinks followed in one lookup, as the kernel's own limit
@@ -54,18 +70,19 @@ class DirMatch:
     files: dict[str, os.stat_result] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # literal names that do not exist
     listing: list[str] | None = None  # every name in the directory, when it was listed
+    lookalikes: list[str] = field(default_factory=list)  # matched, but named like rotated
 
 
 def expand(pattern: str, problem: Problem) -> Iterator[DirMatch]:
     """Yield one DirMatch per directory the pattern reaches; fds close after each yield."""
     parts = [p for p in pattern.split("/") if p]
     if not parts:
-        problem(pattern, "pattern names no file")
+        problem(pattern, ScanProblem.FAILED, "pattern names no file")
         return
     try:
         root = os.open("/", DIR_FLAGS)
     except OSError as exc:
-        problem("/", f"cannot open: {exc.strerror}")
+        problem("/", ScanProblem.FAILED, f"cannot open: {exc.strerror}")
         return
     yield from _walk(Directory("", root, os.fstat(root)), parts, problem)
 
@@ -93,9 +110,10 @@ def _child_dirs(parent: Directory, part: str, problem: Problem) -> Iterator[Dire
             fd = os.open(name, DIR_FLAGS, dir_fd=parent.fd)
         except OSError as exc:
             if _is_symlink(parent.fd, name):
-                problem(path, "skipped: a symlink where a directory was expected (never followed)")
+                reason = "a symlink where a directory was expected (never followed)"
+                problem(path, ScanProblem.SKIPPED, reason)
             elif exc.errno != errno.ENOTDIR:
-                problem(path, f"cannot open directory: {exc.strerror}")
+                problem(path, ScanProblem.FAILED, f"cannot open directory: {exc.strerror}")
             continue
         yield Directory(path, fd, os.fstat(fd))
 
@@ -110,7 +128,7 @@ def _open_literal_dir(
         return None
     except OSError as exc:
         if not _is_symlink(parent.fd, name):
-            problem(path, f"cannot open directory: {exc.strerror}")
+            problem(path, ScanProblem.FAILED, f"cannot open directory: {exc.strerror}")
             return None
         followed = _follow_trusted_symlink(parent, name, problem, links)
         if followed is None:
@@ -132,10 +150,13 @@ def _follow_trusted_symlink(
     path = f"{parent.path}/{name}"
     link = os.stat(name, dir_fd=parent.fd, follow_symlinks=False)
     if link.st_uid != 0 or insecure(parent.st) or parent.st.st_uid != 0:
-        problem(path, "refused: directory is a symlink that a non-root user could change")
+        reason = "directory is a symlink that a non-root user could change"
+        problem(path, ScanProblem.REFUSED, reason)
         return None
     if links >= _MAX_LINKS:
-        problem(path, "cannot open directory: too many levels of symbolic links")
+        problem(
+            path, ScanProblem.FAILED, "cannot open directory: too many levels of symbolic links"
+        )
         return None
     # The target is walked by the same rules: root's link must not lead on through a
     # directory another user controls (they could swap a component for their own link).
@@ -171,13 +192,17 @@ def _match_files(directory: Directory, part: str) -> DirMatch:
     hidden_ok = part.startswith(".")
     fd, files = directory.fd, match.files
     for name in fnmatch.filter(match.listing, part):
-        if (hidden_ok or name[0] != ".") and not naming.is_rotated_or_temp(name):
-            # try/except rather than contextlib.suppress: this loop runs once per log
-            try:
-                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                continue  # removed since the listing
-            files[name] = st
+        if not hidden_ok and name[0] == ".":
+            continue
+        if naming.is_rotated_or_temp(name):
+            match.lookalikes.append(name)
+            continue
+        # try/except rather than contextlib.suppress: this loop runs once per log
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # removed since the listing
+        files[name] = st
     return match
 
 

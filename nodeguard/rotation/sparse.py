@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +121,8 @@ class Writer:
 
 
 FileId = tuple[int, int]  # (st_dev, st_ino)
+_FDINFO_CAP = 64 * 1024  # fdinfo is a few lines; anything longer is not trusted whole
+_COMM_CAP = 64  # TASK_COMM_LEN is 16
 
 
 def open_writers(targets: set[FileId], *, proc: Path = Path("/proc")) -> dict[FileId, list[Writer]]:
@@ -127,42 +131,91 @@ def open_writers(targets: set[FileId], *, proc: Path = Path("/proc")) -> dict[Fi
     Lets the engine see, before rotating in place, whether each writer uses O_APPEND
     (fdinfo ``flags``); processes that exit during the scan are skipped.
     """
+    return _scan(proc, lambda file_id: file_id in targets)
+
+
+def all_writers(*, proc: Path = Path("/proc")) -> dict[FileId, list[Writer]]:
+    """Every regular file some process holds open for writing, with its writers.
+
+    One pass over /proc for a whole rotation pass: an fd's link mode tells whether it
+    was opened for writing (no read needed), and fdinfo is read only for those that
+    point at a regular file. Processes this uid may not inspect are not seen.
+    """
+    return _scan(proc, lambda file_id: True)
+
+
+def _scan(proc: Path, wanted: Callable[[FileId], bool]) -> dict[FileId, list[Writer]]:
     found: dict[FileId, list[Writer]] = {}
-    for pid_dir in proc.iterdir():
-        if pid_dir.name.isdigit():
-            for fd, file_id in _fds_on(pid_dir, targets):
-                writer = _writer(pid_dir, fd)
-                if writer is not None:
-                    found.setdefault(file_id, []).append(writer)
+    try:
+        pids = [n for n in os.listdir(proc) if n.isdigit()]
+    except OSError:
+        return found
+    for pid in pids:
+        pid_dir = proc / pid
+        for fd, file_id in _fds_on(pid_dir, wanted):
+            writer = _writer(pid_dir, fd)
+            if writer is not None:
+                found.setdefault(file_id, []).append(writer)
     return found
 
 
-def _fds_on(pid_dir: Path, targets: set[FileId]) -> list[tuple[int, FileId]]:
+def _fds_on(pid_dir: Path, wanted: Callable[[FileId], bool]) -> list[tuple[int, FileId]]:
     try:
         names = os.listdir(pid_dir / "fd")
     except OSError:
         return []
     out = []
     for name in names:
+        link = pid_dir / "fd" / name
         try:
-            st = os.stat(pid_dir / "fd" / name)
+            if not os.lstat(link).st_mode & stat.S_IWUSR:  # the link's mode is the fd's
+                continue
+            st = os.stat(link)
         except OSError:
             continue
-        if (st.st_dev, st.st_ino) in targets:
+        if stat.S_ISREG(st.st_mode) and name.isdigit() and wanted((st.st_dev, st.st_ino)):
             out.append((int(name), (st.st_dev, st.st_ino)))
     return out
 
 
 def _writer(pid_dir: Path, fd: int) -> Writer | None:
-    """Parse fdinfo's octal ``flags``; None for read-only fds or a vanished process."""
+    """Parse fdinfo's octal ``flags``; None for read-only fds or a vanished process.
+
+    Everything here is bytes until proven otherwise: a process names itself (its comm
+    may be any bytes), so the name is decoded with escapes, never trusted as UTF-8.
+    """
     try:
-        info = (pid_dir / "fdinfo" / str(fd)).read_text()
-        command = (pid_dir / "comm").read_text().strip()
+        info = _read_small(pid_dir / "fdinfo" / str(fd), _FDINFO_CAP)
+        comm = _read_small(pid_dir / "comm", _COMM_CAP)
     except OSError:
         return None
-    flags = next(
-        (int(line.split()[1], 8) for line in info.splitlines() if line.startswith("flags:")), 0
-    )
-    if flags & os.O_ACCMODE == os.O_RDONLY:
+    flags = _flags(info)
+    if flags is None or flags & os.O_ACCMODE == os.O_RDONLY:
         return None
+    command = _escaped(comm.rstrip(b"\n"))
     return Writer(pid=int(pid_dir.name), fd=fd, append=bool(flags & os.O_APPEND), command=command)
+
+
+def _read_small(path: Path, cap: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        return os.read(fd, cap)
+    finally:
+        os.close(fd)
+
+
+def _flags(info: bytes) -> int | None:
+    for line in info.splitlines():
+        key, _, value = line.partition(b":")
+        if key == b"flags":
+            try:
+                return int(value.strip(), 8)
+            except ValueError:
+                return None
+    return None
+
+
+def _escaped(raw: bytes) -> str:
+    """Bytes as text: undecodable bytes and control characters as backslash escapes."""
+    text = raw.decode("utf-8", "backslashreplace")
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)

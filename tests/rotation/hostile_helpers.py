@@ -18,22 +18,24 @@ import select
 import shutil
 import signal
 import stat
+import subprocess
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
 from nodeguard.config import Config
 from nodeguard.config.loader import load_text
 from nodeguard.rotation.engine import PassOptions, World, run_pass
-from nodeguard.rotation.report import DONE, Record, Report
+from nodeguard.rotation.report import DONE, Report, as_record, from_record
 from nodeguard.state import IntentJournal
+from tests.fsimages import ext4_image
 
 NOBODY = pwd.getpwnam("nobody").pw_uid
 NOGROUP = grp.getgrnam("nogroup").gr_gid
@@ -83,9 +85,11 @@ class Arena:
         return self.root / "state"
 
 
-def make_arena() -> Arena:
-    """A fresh arena with the victim tree built and aged."""
-    root = Path(tempfile.mkdtemp(prefix="nodeguard-hostile-", dir="/tmp"))
+def make_arena(root: Path | None = None) -> Arena:
+    """A fresh arena with the victim tree built and aged (in ``root``, an empty folder
+    nobody can reach, when given: e.g. a filesystem image's mount point)."""
+    if root is None:
+        root = Path(tempfile.mkdtemp(prefix="nodeguard-hostile-", dir="/tmp"))
     os.chmod(root, 0o755)  # noqa: S103 - nobody must reach the arena, as on a real node
     arena = Arena(root)
     arena.victim.mkdir(0o755)
@@ -103,6 +107,24 @@ def make_arena() -> Arena:
 
 def remove_arena(arena: Arena) -> None:
     shutil.rmtree(arena.root)  # fd-based: safe against links, fine with paths > PATH_MAX
+
+
+@contextlib.contextmanager
+def ext4_arena() -> Iterator[Arena]:
+    """An arena on its own ext4 image, for cases that need collapse range (lossless):
+    /tmp may be a tmpfs. The mount point is reachable by nobody, as /tmp's arenas are."""
+    top = Path(tempfile.mkdtemp(prefix="nodeguard-hostile-ext4-", dir="/tmp"))
+    os.chmod(top, 0o755)  # noqa: S103 - nobody must reach the arena
+    try:
+        with ext4_image(top, size_mb=64) as fs:
+            arena = make_arena(fs.path)
+            check_atime_is_updated(arena.root)
+            try:
+                yield arena
+            finally:
+                subprocess.run(["rm", "-rf", "--one-file-system", str(fs.path)], check=False)
+    finally:
+        shutil.rmtree(top)
 
 
 def age(top: Path) -> None:
@@ -336,18 +358,21 @@ def run_passes(
     result = pickle.loads(data)  # noqa: S301 - our own child's output
     if isinstance(result, str):
         raise AssertionError(f"the pass raised (wait status {status}):\n{result}")
-    reports: list[Report] = result
-    return reports
+    return [
+        Report(dry_run, [from_record(r) for r in flat], notes) for dry_run, flat, notes in result
+    ]
 
 
 def _pass_child(
     config: Config, count: int, world: World | None, force: bool, write_fd: int
 ) -> None:
-    journal = IntentJournal(config.state_dir / "intents")  # as the CLI runs a pass
+    intents = IntentJournal(config.state_dir / "intents")  # as the CLI runs a pass
     try:
-        payload: object = [
-            run_pass(config, PassOptions(force=force), world, journal=journal) for _ in range(count)
+        reports = [
+            run_pass(config, PassOptions(force=force), world, intents=intents) for _ in range(count)
         ]
+        # events hold read-only mappings, which do not pickle: send them as flat records
+        payload: object = [(r.dry_run, [as_record(e) for e in r.events], r.notes) for r in reports]
     except BaseException:
         payload = traceback.format_exc()
     data = pickle.dumps(payload)
@@ -371,10 +396,28 @@ def _read_until(fd: int, timeout: float) -> bytes | None:
     return None
 
 
+class Record(NamedTuple):
+    """One event of a report, as the flat record ``--json`` prints, for assertions."""
+
+    policy: str
+    path: str
+    action: str
+    result: str
+    reason: str
+    bytes_before: int | None
+    bytes_after: int | None
+    target: str | None
+    error: str | None
+
+
+def records(report: Report) -> list[Record]:
+    return [Record(**as_record(e)) for e in report.events]
+
+
 def records_about(reports: Iterable[Report], path: str | Path) -> list[Record]:
-    return [r for report in reports for r in report.records if r.path == str(path)]
+    return [r for report in reports for r in records(report) if r.path == str(path)]
 
 
 def problems(reports: Iterable[Report]) -> list[Record]:
     """Every record that is not a success: each must carry a reason."""
-    return [r for report in reports for r in report.records if r.result not in (DONE, "unchanged")]
+    return [r for report in reports for r in records(report) if r.result not in (DONE, "unchanged")]

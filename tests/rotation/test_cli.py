@@ -152,8 +152,8 @@ def test_corrupt_state_is_reported_rebuilt_and_never_a_reason_to_delete(
     assert removed == []
     assert tree_digest(logs / "old.log.20240101-000000.gz") == rotated_before
     saved = json.loads((state / "state.json").read_text())
-    assert saved["version"] == 1
-    assert str(logs / "big.log") in saved["rotation"]["logs"]
+    assert (saved["kind"], saved["version"]) == ("rotation", 1)
+    assert str(logs / "big.log") in saved["data"]["logs"]
     code, body = rotate_json(conf)
     assert (code, body["notes"]) == (0, [])
 

@@ -188,7 +188,7 @@ def test_clock_going_backwards_keeps_age_order_and_the_newest_content(
         (logs / "app.log").write_bytes(data)
         now = next(times)
         report = run_pass(conf, PassOptions(), World(clock=fixed_clock(now)))
-        assert not report.failed, report.records
+        assert not report.failed, report.events
     names, content = nodeguard_history(logs, "app.log")
     assert names == ["app.log.20240601-120000-2", "app.log.20240601-120000-3"]
     assert content == rounds[2] + rounds[3]

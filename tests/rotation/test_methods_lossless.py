@@ -16,8 +16,9 @@ import pytest
 from nodeguard.config import load_config
 from nodeguard.fsutil import TMP_MARK
 from nodeguard.rotation import naming
-from nodeguard.rotation.engine import PassOptions, run_pass
+from nodeguard.rotation.engine import PassOptions, World, run_pass
 from nodeguard.rotation.report import FAILED
+from nodeguard.state import IntentJournal
 from tests.conftest import make_config, numbered_lines, read_maybe_gz, records, rotate_json
 from tests.fsimages import Mounted, ext4_image, tmpfs_mount, xfs_image
 
@@ -146,16 +147,16 @@ def test_lossless_that_moves_nothing_keeps_the_existing_rotated_files(
     assert [f["action"] for f in body["files"] if f["path"] == str(old)] == []
 
 
-def test_lossless_without_an_intent_journal_refuses_and_changes_nothing(
+def test_lossless_without_intent_records_refuses_and_changes_nothing(
     ext4: Mounted, tmp_path: Path
 ) -> None:
     logs = fresh_dir(ext4, tmp_path)
     (logs / "app.log").write_bytes(DATA)
     config = load_config(make_config(tmp_path, [policy(logs)]), dropins=False)
-    report = run_pass(config, PassOptions())  # a library caller that passed no journal
-    (record,) = report.records
-    assert (record.action, record.result) == ("rotate", FAILED)
-    assert "needs the intent journal" in (record.error or "")
+    report = run_pass(config, PassOptions())  # a library caller that passed no store
+    (record,) = report.events
+    assert (record.kind, record.facts["result"]) == ("rotate", FAILED)
+    assert "needs intent records" in (record.facts["error"] or "")
     assert os.listdir(logs) == ["app.log"]
     assert (logs / "app.log").read_bytes() == DATA
 
@@ -174,19 +175,24 @@ def test_lossless_dry_run_plans_and_changes_nothing(ext4: Mounted, tmp_path: Pat
 def test_writer_without_o_append_is_reported_after_an_in_place_rotation(
     ext4: Mounted, tmp_path: Path, method: str
 ) -> None:
+    """A writer the pre-rotation check could not see (here: /proc hidden from the first
+    pass; on a node, one that opened the file mid-pass) is still reported afterwards."""
     logs = fresh_dir(ext4, tmp_path)
     config = make_config(tmp_path, [policy(logs, method=method, compress="none")])
+    blind = World(proc_root=tmp_path / "no-proc")
     fd = os.open(logs / "app.log", os.O_WRONLY | os.O_CREAT, 0o644)  # no O_APPEND
     try:
         os.write(fd, DATA)
-        code, body = rotate_json(config)
-        assert code == 0, body
-        assert [f["action"] for f in body["files"]] == ["rotate"]  # nothing to report yet
+        loaded = load_config(config, dropins=False)
+        intents = IntentJournal(tmp_path / "state" / "intents")
+        report = run_pass(loaded, PassOptions(), blind, intents)
+        assert [e.kind for e in report.events] == ["rotate"]  # nothing to report yet
         os.write(fd, b"written at the old offset\n")
         code, body = rotate_json(config)
     finally:
         os.close(fd)
     assert code == 1
+    assert records(body, logs / "app.log")[-1] == ("refuse", "refused")  # not again
     (check,) = [f for f in body["files"] if f["action"] == "check"]
     assert check["result"] == "failed"
     assert check["reason"].startswith("writer does not use O_APPEND: file became sparse")
