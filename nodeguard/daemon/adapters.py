@@ -1,14 +1,12 @@
-"""The existing concerns' entry points as daemon parts, and their results as events.
+"""The concerns' entry points as daemon parts: their events, status figures, rendering.
 
-Rotation and containers predate the event core: their entry points return a
-``Report`` and an ``Inventory``. These adapters call those entry points (never their
-internals) and translate the results into events and status figures. When a concern
-returns events itself, its adapter here shrinks to ``Outcome.of(...)``.
+Each adapter calls one public entry point (``run_rotation_pass``,
+``container_inventory``) and turns its result into an :class:`Outcome`: the events
+to pass on, the figures ``nodeguard status`` shows, and the ``run --once`` rendering.
 """
 
 from __future__ import annotations
 
-import enum
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -19,32 +17,9 @@ from nodeguard.exitcodes import Exit
 from nodeguard.state import LockBusy
 
 if TYPE_CHECKING:
-    from nodeguard.rotation.engine import PassOptions
-    from nodeguard.rotation.report import Record, Report
+    from nodeguard.rotation.context import PassOptions
+    from nodeguard.rotation.report import Report
 
-
-class PassKind(enum.StrEnum):
-    """What a rotation pass did to one file (Source.ROTATION), and the pass itself."""
-
-    PASS = "pass"  # noqa: S105 (not a password)
-    ROTATED = "rotated"
-    COMPRESSED = "compressed"
-    REMOVED = "removed"
-    DONE = "done"  # other completed actions: postrotate, cleanup, recover
-    PLANNED = "planned"
-    FAILED = "failed"
-    REFUSED = "refused"
-    SKIPPED = "skipped"
-
-
-_DONE_KINDS = {"rotate": PassKind.ROTATED, "compress": PassKind.COMPRESSED}
-_DONE_KINDS |= {"remove": PassKind.REMOVED}
-_RESULT_KINDS = {
-    "failed": (PassKind.FAILED, Severity.ERROR),
-    "refused": (PassKind.REFUSED, Severity.WARNING),
-    "skipped": (PassKind.SKIPPED, Severity.INFO),
-    "planned": (PassKind.PLANNED, Severity.INFO),
-}
 _FREEING = ("remove", "compress", "cleanup")
 
 
@@ -53,49 +28,36 @@ _FREEING = ("remove", "compress", "cleanup")
 
 def rotation_pass(ctx: Context) -> Outcome:
     """The full pass over every policy (locked; a dry run takes no lock, writes nothing)."""
-    from nodeguard.rotation.engine import PassOptions
+    from nodeguard.rotation.context import PassOptions
 
     return run_rotation(ctx, PassOptions(dry_run=ctx.dry_run))
 
 
 def run_rotation(ctx: Context, options: PassOptions) -> Outcome:
     """One pass with ``options`` (all policies, or a selection), as an Outcome."""
-    from nodeguard.rotation import command
-    from nodeguard.rotation.engine import World as PassWorld
-    from nodeguard.rotation.engine import run_pass
+    from nodeguard.rotation.command import pass_header
+    from nodeguard.rotation.runner import StateUnusable, run_rotation_pass
 
-    world = _pass_world(ctx, PassWorld)
     started = time.monotonic()
     try:
-        if options.dry_run:
-            report = run_pass(ctx.config, options, world)
-        else:
-            # rotation.command's locked pass: lock, intents, state file (the CLI's own).
-            report = command._locked_pass(ctx.config, options, world)
+        report = run_rotation_pass(ctx.config, options, ctx.world)
     except LockBusy as exc:
         return _locked_out(str(exc))
+    except StateUnusable as exc:
+        return _state_unusable(str(exc))
     duration = time.monotonic() - started
-    events = tuple(report_events(report))
     summary = pass_summary(report, duration, options.policies)
     text, data = "", None
     if ctx.render:
-        text = command._header(ctx.config, options.policies) + report.render_text()
+        text = pass_header(ctx.config, options.policies) + report.render_text()
         data = _report_data(report)
     return Outcome(
-        events=(*events, _pass_event(summary)),
+        events=(*report_events(report), _pass_event(summary)),
         summary=summary,
         text=text,
         data=data,
         exit=Exit.FAILED if report.failed else Exit.OK,
     )
-
-
-def _pass_world(ctx: Context, engine_world: type) -> Any:
-    """The engine's World: the daemon's own where the engine takes the core World (its
-    stop event and command runner included), else the engine's built from it."""
-    if engine_world is type(ctx.world):
-        return ctx.world
-    return engine_world(clock=ctx.world.clock, workers=ctx.world.workers)
 
 
 def _report_data(report: Report) -> Any:
@@ -121,48 +83,49 @@ def _locked_out(reason: str) -> Outcome:
     )
 
 
+def _state_unusable(reason: str) -> Outcome:
+    event = Event(
+        Source.ROTATION,
+        DaemonKind.PART_FAILED,
+        "rotation",
+        Severity.ERROR,
+        f"state folder unusable, nothing was changed: {reason}",
+    )
+    return Outcome(
+        events=(event,),
+        summary={"skipped": reason},
+        text=f"state folder unusable, nothing was changed: {reason}\n",
+        data={"state_unusable": reason},
+        exit=Exit.USAGE,
+    )
+
+
 def report_events(report: Report) -> Iterable[Event]:
-    """One event per record that did, would do, or could not do something."""
-    for record in report.records:
-        event = record_event(record)
-        if event is not None:
+    """The pass's events that are news (not "looked at, unchanged"), and its notes."""
+    from nodeguard.rotation.report import RotationKind
+
+    for event in report.events:
+        if event.severity > Severity.DEBUG and event.kind != RotationKind.KEEP:
             yield event
     for note in report.notes:
-        yield Event(Source.ROTATION, PassKind.SKIPPED, "rotation", Severity.WARNING, note)
-
-
-def record_event(record: Record) -> Event | None:
-    if record.result in _RESULT_KINDS:
-        kind, severity = _RESULT_KINDS[record.result]
-    elif record.result == "done":
-        kind, severity = _DONE_KINDS.get(record.action, PassKind.DONE), Severity.INFO
-    else:
-        return None  # kept, unchanged: not news
-    reason = f"{record.action}: {record.reason}" + (f": {record.error}" if record.error else "")
-    facts = {
-        "policy": record.policy,
-        "action": record.action,
-        "result": record.result,
-        "bytes_before": record.bytes_before,
-        "bytes_after": record.bytes_after,
-        "target": record.target,
-    }
-    return Event(Source.ROTATION, kind, record.path, severity, reason, facts)
+        yield Event(Source.ROTATION, RotationKind.CHECK, "rotation", Severity.WARNING, note)
 
 
 def pass_summary(report: Report, duration: float, policies: tuple[str, ...]) -> dict[str, Any]:
     """The figures ``nodeguard status`` shows for a pass."""
+    from nodeguard.rotation.report import result_of
+
     counts = report.counts()
     done = "planned" if report.dry_run else "done"
-    freed = sum(
-        (r.bytes_before or 0) - (r.bytes_after or 0)
-        for r in report.records
-        if r.action in _FREEING and r.result == "done"
-    )
+    freed = 0
+    for event in report.events:
+        if str(event.kind) in _FREEING and result_of(event) == "done":
+            before = event.facts.get("bytes_before") or 0
+            freed += before - (event.facts.get("bytes_after") or 0)
     return {
         "duration": round(duration, 3),
         "policies": list(policies),
-        "checked": sum(1 for r in report.records if r.action in ("keep", "rotate")),
+        "checked": sum(1 for e in report.events if str(e.kind) in ("keep", "rotate")),
         "rotated": counts[f"rotate:{done}"],
         "compressed": counts[f"compress:{done}"],
         "removed": counts[f"remove:{done}"],
@@ -182,7 +145,7 @@ def _pass_event(summary: dict[str, Any]) -> Event:
     )
     # The pass itself is news, not trouble: each failed or refused file is its own
     # event (and its own alert); a warning here would raise a second, vaguer alert.
-    return Event(Source.ROTATION, PassKind.PASS, "rotation", Severity.INFO, reason, summary)
+    return Event(Source.ROTATION, DaemonKind.PASS, "rotation", Severity.INFO, reason, summary)
 
 
 # --- containers ----------------------------------------------------------------

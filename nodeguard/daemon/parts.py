@@ -33,6 +33,7 @@ class DaemonKind(enum.StrEnum):
     PART_FAILED = "part-failed"
     PART_HUNG = "part-hung"
     LOCK_BUSY = "lock-busy"
+    PASS = "pass"  # noqa: S105 (a rotation pass's summary, not a password)
     STOPPING = "stopping"
     ABANDONED = "abandoned"
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from nodeguard.config.model import Config, Policy
 from nodeguard.daemon.parts import Context, Outcome
+from nodeguard.rotation.scan import ScanProblem
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def _policy_crossings(policy: Policy) -> list[Crossing]:
     return found
 
 
-def _ignore(path: str, reason: str) -> None:
+def _ignore(path: str, kind: ScanProblem, reason: str) -> None:
     """Problems while globbing are the full pass's to report, not the watch's."""
 
 
@@ -66,7 +67,7 @@ class SizeWatch:
 
     def run(self, ctx: Context) -> Outcome:
         from nodeguard.daemon.adapters import run_rotation
-        from nodeguard.rotation.engine import PassOptions
+        from nodeguard.rotation.context import PassOptions
 
         now = ctx.world.timestamp()
         over = crossings(ctx.config)

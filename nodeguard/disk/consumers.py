@@ -117,9 +117,9 @@ def _dev(path: str) -> int | None:
 def _policy_logs(config: Config, claimed: set[str], problems: list[str]) -> list[Consumer]:
     from nodeguard.rotation import naming, scan
 
-    def problem(path: str, reason: str) -> None:
+    def problem(path: str, kind: scan.ScanProblem, reason: str) -> None:
         if len(problems) < 50:
-            problems.append(f"{path}: {reason}")
+            problems.append(scan.describe(path, kind, reason))
 
     out: dict[str, Consumer] = {}
     for policy in config.policies:

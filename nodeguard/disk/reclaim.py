@@ -155,20 +155,22 @@ class RotationHooks:
         return HookResult(0, result.returncode == 0, result.output[-300:])
 
     def _pass(self, policies: Sequence[Policy]) -> HookResult:
-        from nodeguard.rotation.engine import PassOptions, run_pass
-        from nodeguard.state import IntentJournal, LockBusy, pass_lock
+        from nodeguard.rotation.context import PassOptions
+        from nodeguard.rotation.report import result_of
+        from nodeguard.rotation.runner import StateUnusable, run_rotation_pass
+        from nodeguard.state import LockBusy
 
         if not policies:
             return HookResult(0, True, "no policy on this filesystem")
         config = replace(self.config, policies=tuple(policies))
-        state_dir = self.config.state_dir
         try:
-            with pass_lock(state_dir):
-                report = run_pass(config, PassOptions(), None, IntentJournal(state_dir / "intents"))
+            report = run_rotation_pass(config, PassOptions(), self.world)
         except LockBusy as exc:
             return HookResult(0, False, f"deferred: {exc}", deferred=True)
-        acted = [r for r in report.records if r.result == "done" and r.action in _ACTIONS]
-        bad = [r for r in report.records if r.result in ("failed", "refused")]
+        except StateUnusable as exc:
+            return HookResult(0, False, f"state folder unusable: {exc}")
+        acted = [e for e in report.events if result_of(e) == "done" and e.kind in _ACTIONS]
+        bad = [e for e in report.events if result_of(e) in ("failed", "refused")]
         detail = f"{len(acted)} files" + (f", {len(bad)} failed or refused" if bad else "")
         return HookResult(len(acted), not bad, detail)
 

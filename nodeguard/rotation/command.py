@@ -42,11 +42,11 @@ def run_rotation(args: argparse.Namespace, config: Config, world: World | None =
     if args.json:
         sys.stdout.write(report.to_json() + "\n")
     else:
-        sys.stdout.write(_header(config, names) + report.render_text())
+        sys.stdout.write(pass_header(config, names) + report.render_text())
     return Exit.FAILED if report.failed else Exit.OK
 
 
-def _header(config: Config, names: tuple[str, ...]) -> str:
+def pass_header(config: Config, names: tuple[str, ...]) -> str:
     """Which config and policies this pass used, so a plan reads on its own."""
     lines = [f"config: {', '.join(config.sources)}"]
     for p in config.policies:
