@@ -3,8 +3,9 @@
 An event at or above ``alerts.events.min_severity`` fires an alert at once, keyed by
 its source, kind and subject; each repeat keeps it firing, and it resolves once
 ``alerts.events.hold`` passed without one (plus ``disk.clear_for``). The alert name
-is ``Nodeguard`` + source + kind in CamelCase (rotation/rotate_failed ->
-NodeguardRotationRotateFailed); the labels carry source, kind and subject.
+is ``Nodeguard`` + source + kind in CamelCase (a rotation that failed ->
+NodeguardRotationFailed, a journal match -> NodeguardJournalMatch); the labels carry
+source, kind, subject and, for an action's outcome, the action.
 """
 
 from __future__ import annotations
@@ -22,9 +23,23 @@ OWN_SOURCES = frozenset({Source.DISK, Source.ALERTS})  # those have their own al
 _MIN = {"warning": Severity.WARNING, "error": Severity.ERROR, "critical": Severity.CRITICAL}
 
 
+def alert_kind(event: Event) -> str:
+    """The kind an alert is named by: an action's outcome where the event carries one.
+
+    A rotation event's kind is the action (rotate, compress, ...) and its ``result``
+    fact says whether it failed or was refused: the alert is about the failure, so
+    ``NodeguardRotationFailed`` with the action as a label, not one name per action.
+    """
+    result = event.facts.get("result")
+    return str(result) if result in _OUTCOMES else str(event.kind)
+
+
+_OUTCOMES = ("failed", "refused")
+
+
 def alertname(event: Event) -> str:
-    """``Nodeguard`` + CamelCase source + CamelCase kind."""
-    return "Nodeguard" + _camel(str(event.source)) + _camel(str(event.kind))
+    """``Nodeguard`` + CamelCase source + CamelCase kind (see :func:`alert_kind`)."""
+    return "Nodeguard" + _camel(str(event.source)) + _camel(alert_kind(event))
 
 
 def _camel(text: str) -> str:
@@ -56,7 +71,7 @@ def event_conditions(
     for event in events:
         if event.severity < least or event.source in OWN_SOURCES:
             continue
-        key = f"{PREFIX}{event.source}|{event.kind}|{clip(event.subject, MAX_LABEL)}"
+        key = f"{PREFIX}{event.source}|{alert_kind(event)}|{clip(event.subject, MAX_LABEL)}"
         if key not in states and key not in fresh and held + len(fresh) >= MAX_EVENT_ALERTS:
             dropped += 1
             continue
@@ -77,9 +92,11 @@ def _condition(key: str, event: Event, base: Mapping[str, str]) -> Condition:
         "alertname": alertname(event),
         "severity": severity_label(event.severity),
         "source": str(event.source),
-        "kind": str(event.kind),
+        "kind": alert_kind(event),
         "subject": clip(event.subject, MAX_LABEL),
     }
+    if alert_kind(event) != str(event.kind):
+        labels["action"] = str(event.kind)
     facts = ", ".join(f"{k}={v}" for k, v in sorted(event.facts.items()))
     description = event.reason + (f" ({facts})" if facts else "")
     return Condition(

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from nodeguard.config.model import Config, Policy
 from nodeguard.daemon.parts import Context, Outcome
+from nodeguard.events import Event
+from nodeguard.rotation.report import RotationKind, result_of
 from nodeguard.rotation.scan import ScanProblem
 
 
@@ -77,7 +79,7 @@ class SizeWatch:
             return Outcome(summary={"over_limit": 0})
         policies = tuple(dict.fromkeys(c.policy for c in found))
         outcome = run_rotation(ctx, PassOptions(dry_run=ctx.dry_run, policies=policies))
-        rotated = {e.subject for e in outcome.events if e.kind == "rotated"}
+        rotated = {e.subject for e in outcome.events if _rotated(e)}
         for c in found:
             if c.path not in rotated:
                 self.left[c.identity] = (c.size, now)
@@ -94,3 +96,7 @@ class SizeWatch:
             del self.left[crossing.identity]
             return False
         return True
+
+
+def _rotated(event: Event) -> bool:
+    return event.kind == RotationKind.ROTATE and result_of(event) == "done"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import time
 from pathlib import Path
 
@@ -10,16 +9,12 @@ from nodeguard.alerts.deliver import deliver
 from nodeguard.alerts.endpoint import start_metrics_server
 from nodeguard.alerts.metrics import Counters, Snapshot, snapshot_of
 from nodeguard.disk.cycle import disk_cycle
-from nodeguard.events import Event, Severity, Source
+from nodeguard.rotation.report import rotation_event
 from tests.alerts.components import alertmanager, am_alerts, http_get, node_exporter
 from tests.disk.cfg import load
 from tests.disk.fakes import GIB, Clock, Probe, fake_world
 
 OUT_OF_SPACE = "NodeguardFilesystemAlmostOutOfSpace"
-
-
-class _Kind(enum.StrEnum):
-    FAILED = "rotate_failed"
 
 
 def test_alerts_appear_in_alertmanager_with_their_labels_then_resolve(tmp_path: Path) -> None:
@@ -82,7 +77,7 @@ def test_metrics_reach_node_exporters_textfile_collector(tmp_path: Path) -> None
     textfiles.mkdir()
     config = load(tmp_path, alerts={"textfile": str(textfiles / "nodeguard.prom")})
     world = fake_world(Clock(), Probe(free=30 * GIB))
-    failure = Event(Source.ROTATION, _Kind.FAILED, "/var/log/a.log", Severity.ERROR, "EIO")
+    failure = rotation_event("app", "/var/log/a.log", "compress", "failed", "EIO")
     result = disk_cycle(config, world, [failure])
     assert deliver(config, world, result).failed == {}
     prom = textfiles / "nodeguard.prom"
@@ -96,11 +91,9 @@ def test_metrics_reach_node_exporters_textfile_collector(tmp_path: Path) -> None
     avail = [ln for ln in text.splitlines() if ln.startswith("nodeguard_filesystem_avail_bytes{")]
     assert avail and all(float(ln.split()[-1]) == 30 * GIB for ln in avail)
     assert 'nodeguard_last_pass_timestamp_seconds{part="disk"}' in text
-    assert (
-        'nodeguard_events_total{kind="rotate_failed",severity="error",source="rotation"} 1' in text
-    )
+    assert 'nodeguard_events_total{kind="compress",severity="error",source="rotation"} 1' in text
     assert 'nodeguard_errors_total{source="rotation"} 1' in text
-    assert 'alertname="NodeguardRotationRotateFailed"' in text
+    assert 'alertname="NodeguardRotationFailed"' in text
 
 
 def test_the_metrics_endpoint_serves_its_own_registry_on_loopback(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from nodeguard.config import load_config
 from nodeguard.daemon.parts import Context
 from nodeguard.daemon.sizewatch import SizeWatch, crossings
+from nodeguard.rotation.report import result_of
 from nodeguard.world import World
 from tests.conftest import numbered_lines, tree_digest
 from tests.daemon.conftest import policy, write_config
@@ -61,10 +62,11 @@ def test_a_log_the_pass_refuses_is_not_retried_every_tick(tmp_path: Path) -> Non
     config = load_config(conf, dropins=False)
     watch = SizeWatch()
     first = watch.run(Context(config, World()))
-    assert [e.kind for e in first.events if e.subject == f"{logs}/a.log"] == ["refused"]
+    assert [result_of(e) for e in first.events if e.subject == f"{logs}/a.log"] == ["refused"]
     second = watch.run(Context(config, World()))
     assert second.events == () and second.summary == {"over_limit": 0}
     os.unlink(tmp_path / "elsewhere")
     os.truncate(logs / "a.log", 5000)  # it changed: the watch looks again
     third = watch.run(Context(config, World()))
-    assert [e.kind for e in third.events if e.subject == f"{logs}/a.log"] == ["rotated"]
+    mine = [(e.kind, result_of(e)) for e in third.events if e.subject == f"{logs}/a.log"]
+    assert mine == [("rotate", "done")]

@@ -6,7 +6,6 @@ the files (state, logs) are real.
 
 from __future__ import annotations
 
-import enum
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,15 +14,10 @@ from nodeguard.alerts.model import Status
 from nodeguard.config.model import Policy
 from nodeguard.disk.cycle import DiskKind, disk_cycle
 from nodeguard.disk.reclaim import HookResult
-from nodeguard.events import Event, Severity, Source
+from nodeguard.rotation.report import rotation_event
 from tests.conftest import tree_digest
 from tests.disk.cfg import load
 from tests.disk.fakes import GIB, Clock, Probe, fake_world
-
-
-class _Kind(enum.StrEnum):
-    FAILED = "rotate_failed"
-    ROTATED = "rotated"
 
 
 def _policy(tmp_path: Path) -> dict[str, object]:
@@ -118,13 +112,12 @@ def test_events_of_other_concerns_become_alerts_and_resolve_after_hold(tmp_path:
     config = load(tmp_path, alerts={"events": {"hold": "30m"}}, disk={"clear_for": "0s"})
     clock = Clock()
     world = fake_world(clock, Probe())
-    failure = Event(
-        Source.ROTATION, _Kind.FAILED, "/var/log/app.log", Severity.ERROR, "cannot rotate: EIO"
-    )
-    noise = Event(Source.ROTATION, _Kind.ROTATED, "/var/log/b.log", Severity.INFO, "rotated")
+    failure = rotation_event("app", "/var/log/app.log", "rotate", "failed", "cannot rotate: EIO")
+    noise = rotation_event("app", "/var/log/b.log", "rotate", "done", "rotated")
     result = disk_cycle(config, world, [failure, noise])
     fired = [n for n in result.notifications if n.status is Status.FIRING]
-    assert [n.labels["alertname"] for n in fired] == ["NodeguardRotationRotateFailed"]
+    assert [n.labels["alertname"] for n in fired] == ["NodeguardRotationFailed"]
+    assert fired[0].labels["action"] == "rotate"
     assert fired[0].labels["severity"] == "critical"
     assert fired[0].labels["subject"] == "/var/log/app.log"
     clock.t += 20 * 60
