@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 from dataclasses import replace
 
 from nodeguard.config.model import Config, Policy
@@ -101,8 +102,6 @@ def _policy_pass(ctx: PassContext, policy: Policy, seen: dict[tuple[int, int], s
 
 
 def _uid_of(su: tuple[str, str]) -> int:
-    import pwd
-
     return pwd.getpwnam(su[0]).pw_uid
 
 
