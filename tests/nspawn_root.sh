@@ -18,7 +18,7 @@ set -euo pipefail
 
 ROOT="${1:-${NODEGUARD_NSPAWN_ROOT:-/var/cache/nodeguard-test/bookworm-systemd}}"
 SUITE=bookworm
-PKGS=systemd,systemd-sysv,dbus,python3,python3-yaml,python3-psutil,python3-schedule,python3-systemd,python3-prometheus-client
+PKGS=systemd,systemd-sysv,dbus,python3,python3-yaml,python3-psutil,python3-schedule,python3-systemd,python3-prometheus-client,libdeflate0
 STAMP="nodeguard-nspawn-root v1 $SUITE $PKGS"
 
 if [ "$(id -u)" -ne 0 ]; then

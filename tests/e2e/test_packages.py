@@ -14,6 +14,7 @@ from tests.e2e.conftest import Built, need_tool
 SYS_ENV = {**os.environ, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
 # deb Depends -> the rpm's Requires for the same need
 DEB_TO_RPM = {
+    "libdeflate0": "libdeflate",
     "procps": "/usr/bin/kill",
     "python3-prometheus-client": "python3-prometheus_client",
     "python3-psutil": "python3-psutil",
