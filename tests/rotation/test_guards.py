@@ -72,10 +72,17 @@ def docker_log(docker: Path) -> Path:
 def test_docker_json_logs_are_recognised_through_any_alias(tmp_path: Path, alias: str) -> None:
     real = tmp_path / "data" / "docker"
     log = docker_log(real)
+    before_any = tree_digest(real)
     with contextlib.ExitStack() as stack:
-        if alias == "dot":
-            configured, pattern = real, f"{real}/./containers/*/*"
-        elif alias == "symlinked-root":  # /var/lib/docker -> /data/docker, a common layout
+        if alias == "dot":  # refused by the config check itself: nothing runs
+            conf = make_config(
+                tmp_path, [policy([f"{real}/./containers/*/*"])], containers=roots(tmp_path)
+            )
+            code, body = rotate_json(conf, "--force")
+            assert code == 2 and "'.' or '..'" in body["err"], body
+            assert before_any == tree_digest(real)
+            return
+        if alias == "symlinked-root":  # /var/lib/docker -> /data/docker, a common layout
             configured = tmp_path / "var-lib-docker"
             configured.symlink_to(real)
             pattern = f"{real}/containers/*/*"
@@ -110,16 +117,19 @@ def test_cri_logs_reached_through_an_alias_of_the_pods_root_are_never_renamed(
     alias = tmp_path / "pods-alias"
     alias.symlink_to(pods)
     before = tree_digest(pods)
-    paths = [f"{alias}/*/*/*.log", f"{pods}/./*/*/*.log"]
-    for pattern in paths:
-        conf = make_config(
-            tmp_path, [policy([pattern], method="rename")], containers=roots(tmp_path)
-        )
-        code, body = rotate_json(conf)
-        assert code == 1, body
-        (refusal,) = [f for f in body["files"] if f["action"] == "refuse"]
-        assert "CRI container log" in refusal["reason"]
-        assert tree_digest(pods) == before
+    conf = make_config(
+        tmp_path, [policy([f"{alias}/*/*/*.log"], method="rename")], containers=roots(tmp_path)
+    )
+    code, body = rotate_json(conf)
+    assert code == 1, body
+    (refusal,) = [f for f in body["files"] if f["action"] == "refuse"]
+    assert "CRI container log" in refusal["reason"]
+    assert tree_digest(pods) == before
+    # A "." component is refused by the config check before anything runs.
+    dotted = policy([f"{pods}/./*/*/*.log"], method="rename")
+    code, body = rotate_json(make_config(tmp_path, [dotted], containers=roots(tmp_path)))
+    assert code == 2 and "'.' or '..'" in body["err"], body
+    assert tree_digest(pods) == before
 
 
 # --- logrotate's files ------------------------------------------------------------------
