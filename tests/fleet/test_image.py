@@ -223,7 +223,7 @@ def test_nothing_is_written_where_the_mount_is_read_only(pod: Pod, tmp_path: Pat
     )
     args = ["--config", config_path(resources), "rotate", "--json", "--policy", "ro-probe"]
     code, out = _run_once(pod, container_spec(resources, pod.image, tree, NODE, args))
-    report = json.loads(out)
+    report = json.loads(out[out.index("{\n") :])  # the pod's log: stderr lines, then JSON
     assert code == 1, out
     results = {(f["path"], f["result"]) for f in report["files"]}
     assert ("/var/log/journal/probe.log", "failed") in results, results
