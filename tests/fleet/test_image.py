@@ -217,7 +217,8 @@ def test_nothing_is_written_where_the_mount_is_read_only(pod: Pod, tmp_path: Pat
     resources = rendered("base")
     dropin = tree.config / "conf.d" / "90-ro-probe.yaml"
     dropin.parent.mkdir(parents=True)
-    dropin.write_text(
+    dropin.write_text(  # its own state folder: the pod's daemon may hold the pass lock
+        "state_dir: /var/lib/nodeguard/ro-probe\n"
         "policies:\n  - name: ro-probe\n    paths: [/var/log/journal/*.log]\n"
         "    max_size: 1Ki\n    max_files: 2\n    method: rename\n    compress: none\n"
     )
