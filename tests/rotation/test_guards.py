@@ -88,8 +88,11 @@ def test_docker_json_logs_are_recognised_through_any_alias(tmp_path: Path, alias
             tmp_path, [policy([pattern])], containers=roots(tmp_path, docker_root=configured)
         )
         code, body = rotate_json(conf, "--force")
-        assert code == 0, body
         assert before == tree_digest(real)
+        if alias == "dot":  # the config refuses a '.' component before anything is looked at
+            assert code == 2 and "'.' or '..' component" in body["err"], body
+            return
+        assert code == 0, body
         skipped = [f for f in body["files"] if f["action"] == "skip"]
         assert len(skipped) == 2  # the json log and config.v2.json
         assert all("dockerd rotates it" in f["reason"] for f in skipped)
@@ -116,10 +119,13 @@ def test_cri_logs_reached_through_an_alias_of_the_pods_root_are_never_renamed(
             tmp_path, [policy([pattern], method="rename")], containers=roots(tmp_path)
         )
         code, body = rotate_json(conf)
+        assert tree_digest(pods) == before
+        if "/./" in pattern:  # the config refuses a '.' component: nothing is looked at
+            assert code == 2 and "'.' or '..' component" in body["err"], body
+            continue
         assert code == 1, body
         (refusal,) = [f for f in body["files"] if f["action"] == "refuse"]
         assert "CRI container log" in refusal["reason"]
-        assert tree_digest(pods) == before
 
 
 # --- logrotate's files ------------------------------------------------------------------

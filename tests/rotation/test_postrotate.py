@@ -82,7 +82,7 @@ def test_postrotate_timeout_beyond_what_a_pass_can_wait_is_a_config_error(
     conf = make_config(tmp_path, [policy(logs, postrotate="true", postrotate_timeout=value)])
     result = run_cli("-c", conf, "--no-dropins", "config", "validate")
     assert result.code == 2, result
-    assert "postrotate_timeout" in result.err and "above the maximum" in result.err
+    assert "postrotate_timeout" in result.err and _over_bound(result.err)
     result = run_cli("-c", conf, "--no-dropins", "rotate")
     assert result.code == 2
     assert (logs / "app.log").read_bytes() == DATA  # nothing changed
@@ -122,4 +122,9 @@ def test_every_duration_is_bounded_by_what_the_code_can_use(
     conf = make_config(tmp_path, [pol], **top)
     result = run_cli("-c", conf, "--no-dropins", "config", "validate")
     assert result.code == 2, result
-    assert key in result.err and "above the maximum" in result.err
+    assert key in result.err and _over_bound(result.err)
+
+
+def _over_bound(err: str) -> bool:
+    """The schema's bound, or the duration parser's (beyond 100 years) before it."""
+    return "above the maximum" in err or "too long for a duration" in err
