@@ -16,7 +16,6 @@ import fcntl
 import json
 import os
 import stat
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,7 +117,7 @@ class IntentJournal:
     def begin(self, record: dict[str, Any]) -> str:
         """Durably record a step before it starts; return its id for end()."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        intent_id = uuid.uuid4().hex
+        intent_id = os.urandom(16).hex()  # 32 hex digits, as uuid4().hex (no uuid import)
         body = json.dumps({**record, "id": intent_id}, sort_keys=True).encode()
         # Written under its final name (a fresh id, O_EXCL), not temp + rename: a crash
         # before this returns leaves no record or an empty one, which recovery removes

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -43,7 +43,10 @@ class _Intent:
     ino: int
 
     def as_record(self) -> dict[str, Any]:
-        return {"kind": self.kind, "version": VERSION, **asdict(self)}
+        # Every field is a str, int, bool or None: a shallow copy is asdict() without its
+        # deep copies (this runs once per rotated file).
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {"kind": self.kind, "version": VERSION, **values}
 
     @property
     def temp_path(self) -> str | None:

@@ -63,7 +63,7 @@ def parse(name: str) -> RotatedName | None:
 
 def temp_target(name: str) -> str | None:
     """For a temporary file name, the final name it was meant to become."""
-    match = _TMP_RE.match(name)
+    match = _TMP_RE.match(name) if name[:1] == "." else None  # every temp name is hidden
     return match.group("target") if match else None
 
 
@@ -73,7 +73,10 @@ def temp_name(final: str) -> str:
 
 def is_rotated_or_temp(name: str) -> bool:
     """Names the rotator itself produced; never treated as live logs."""
-    return parse(name) is not None or temp_target(name) is not None
+    # The patterns alone (no RotatedName built): this runs once per file a glob matches.
+    return _ROTATED_RE.match(name) is not None or (
+        name[:1] == "." and _TMP_RE.match(name) is not None
+    )
 
 
 def new_name(base: str, now: datetime, taken: Iterable[str]) -> str:

@@ -89,7 +89,7 @@ def rotation_event(
     error: str | None = None,
 ) -> Event:
     """One rotation event; its severity follows from the result."""
-    outcome = Result(result)
+    outcome = result if isinstance(result, Result) else Result(result)
     facts = {
         "policy": policy,
         "result": str(outcome),
@@ -98,7 +98,8 @@ def rotation_event(
         "target": target,
         "error": error,
     }
-    return Event(Source.ROTATION, RotationKind(kind), path, _SEVERITY[outcome], reason, facts)
+    action = kind if isinstance(kind, RotationKind) else RotationKind(kind)
+    return Event(Source.ROTATION, action, path, _SEVERITY[outcome], reason, facts)
 
 
 def as_record(event: Event) -> dict[str, Any]:
@@ -149,13 +150,12 @@ class Report:
 
     @property
     def failed(self) -> bool:
-        return any(result_of(e) in (FAILED, REFUSED) for e in self.events)
+        bad = (FAILED, REFUSED)
+        return any(e.facts.get("result") in bad for e in self.events)
 
     def counts(self) -> Counter[str]:
-        counts: Counter[str] = Counter()
-        for event in self.events:
-            counts[f"{event.kind}:{result_of(event)}"] += 1
-        return counts
+        pairs = Counter((e.kind, e.facts.get("result", "")) for e in self.events)
+        return Counter({f"{kind}:{result}": n for (kind, result), n in pairs.items()})
 
     def to_json(self) -> str:
         body: dict[str, Any] = {

@@ -56,8 +56,9 @@ def run_rotation_pass(config: Config, options: PassOptions, world: World) -> Rep
             report = _locked_pass(config, options, world)
         except (StateDirUnsafe, LockUnusable) as exc:
             raise StateUnusable(str(exc)) from None
-    for event in report.events:
-        log_event(_log, event)
+    for event in report.events:  # a level nobody logs costs one lookup, not a record
+        if _log.isEnabledFor(event.severity.log_level):
+            log_event(_log, event)
     return report
 
 
