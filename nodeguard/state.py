@@ -276,6 +276,14 @@ def read_capped(path: Path, cap: int = STATE_READ_CAP) -> bytes:
         os.close(fd)
 
 
+class _Constant(Exception):
+    """NaN or an infinity in a state document: save() never writes one (allow_nan=False)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _Constant(name)
+
+
 @dataclass(frozen=True)
 class Loaded:
     """A state document as read: its data (None when absent or unusable) and any problem."""
@@ -313,9 +321,11 @@ class StateDocument:
     def _parse(self, raw: bytes) -> dict[str, Any]:
         """The document's data; ValueError (":line:col: why" or ": why") if unusable."""
         try:
-            data = json.loads(raw.decode("utf-8"))
+            data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
         except UnicodeDecodeError:
             raise ValueError(": not UTF-8") from None
+        except _Constant as exc:
+            raise ValueError(f": {exc.args[0]} is not a number nodeguard writes") from None
         except json.JSONDecodeError as exc:
             raise ValueError(f":{exc.lineno}:{exc.colno}: {exc.msg}") from None
         except RecursionError:

@@ -22,6 +22,8 @@ STATUS_NAME = "status.json"
 STATUS_KIND = "daemon-status"
 STATUS_CAP = 1024 * 1024
 STALE_AFTER = 3  # report intervals without a write
+REPORT_MAX = 30.0  # the daemon writes its status at least this often
+FUTURE_SLACK = 60.0  # a report further ahead than this: clock stepped back, or forged
 
 
 def status_document(state_dir: Path) -> StateDocument:
@@ -130,7 +132,9 @@ class StatusView:
             return True
         every = _number(self.data.get("report_every")) or 0.0
         stopped = self.data.get("state") == "stopped"
-        return stopped or self.age > STALE_AFTER * max(every, 1.0)
+        # The daemon writes at least every min(report_every, 30) s (loop._save_status):
+        # a document claiming a longer interval cannot keep a silent daemon "ok".
+        return stopped or self.age > STALE_AFTER * min(max(every, 1.0), REPORT_MAX)
 
 
 def read_status(state_dir: Path, now: float) -> StatusView:
@@ -139,6 +143,9 @@ def read_status(state_dir: Path, now: float) -> StatusView:
         why = loaded.problem or f"{state_dir / STATUS_NAME}: no status: the daemon has not run"
         return StatusView(None, why, None)
     updated = _number(loaded.data.get("updated_at"))
+    if updated is not None and updated > now + FUTURE_SLACK:
+        why = f"{state_dir / STATUS_NAME}: last report is in the future ({_stamp(updated)})"
+        return StatusView(loaded.data, why, None)
     age = None if updated is None else max(0.0, now - updated)
     return StatusView(loaded.data, None, age)
 
@@ -155,6 +162,8 @@ def render_text(view: StatusView) -> str:
     age = f"{view.age:.0f}s ago" if view.age is not None else "at an unknown time"
     if data.get("state") == "stopped":
         verdict = f"stopped, last report {age}"
+    elif view.problem:
+        verdict = f"NOT REPORTING: {view.problem}"
     elif view.stale:
         verdict = f"NOT REPORTING: last report {age}, expected every {data.get('report_every')}s"
     else:
