@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import ssl
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from nodeguard.alerts.deliver import Deliverer, DeliveryKind, deliver
+from nodeguard.alerts.http import post_json
+from nodeguard.alerts.registry import DeliveryError
 from nodeguard.disk.cycle import disk_cycle
 from tests.alerts.components import Received, free_port, make_ca_and_cert, receiver
 from tests.disk.cfg import load
@@ -177,3 +183,43 @@ def test_an_alert_is_sent_even_when_the_state_folder_cannot_be_written(tmp_path:
         report = deliver(config, world, result)
     assert report.sent == {"webhook": 2}
     assert {n["status"] for n in got.bodies[0]["notifications"]} == {"firing"}
+
+
+def _trickling_receiver(status: bytes) -> tuple[str, socket.socket]:
+    """A receiver that answers ``status`` with a 64 KiB body, then sends it five bytes a second."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = server.accept()
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: 65536\r\n\r\n")
+            while True:
+                conn.sendall(b"x")
+                time.sleep(0.2)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{server.getsockname()[1]}/hook", server
+
+
+def test_a_receiver_that_trickles_its_answer_cannot_hold_the_sink(tmp_path: Path) -> None:
+    """Every byte arrives within the socket timeout, so only a bound on the whole answer
+    ends the request: a sink held for 18 hours would deliver nothing else meanwhile."""
+    for status in (b"200 OK", b"500 Internal Server Error"):
+        url, server = _trickling_receiver(status)
+        outcome: list[object] = []
+
+        def post(url: str = url, outcome: list[object] = outcome) -> None:
+            try:
+                outcome.append(post_json(url, b"{}", timeout=1))
+            except DeliveryError as exc:
+                outcome.append(exc)
+
+        worker = threading.Thread(target=post, daemon=True)
+        started = time.monotonic()
+        worker.start()
+        worker.join(15)
+        server.close()
+        assert not worker.is_alive(), f"{status!r}: still reading after 15 s"
+        assert time.monotonic() - started < 10, status
+        assert outcome, status
