@@ -52,13 +52,8 @@ def pass_lock(state_dir: Path) -> Iterator[None]:
     """
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = state_dir / "nodeguard.lock"
+    fd = open_lock(path)
     try:
-        fd = os.open(path, _LOCK_FLAGS, 0o600)
-    except OSError as exc:
-        raise LockUnusable(exc.errno, f"cannot open the lock: {exc.strerror}", str(path)) from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise LockUnusable(errno.EINVAL, "the lock is not a regular file", str(path))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -72,6 +67,23 @@ def pass_lock(state_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def open_lock(path: Path) -> int:
+    """Open (create 0600) the lock file ``path`` for flock; the caller closes the fd.
+
+    LockUnusable (an OSError, message naming the path) when it cannot be opened or is
+    not a regular file: a folder, a symlink (never followed) or a FIFO in its place.
+    """
+    try:
+        fd = os.open(path, _LOCK_FLAGS, 0o600)
+    except OSError as exc:
+        why = "it is a symlink" if exc.errno == errno.ELOOP else exc.strerror
+        raise LockUnusable(exc.errno, f"cannot open the lock: {why}", str(path)) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LockUnusable(errno.EINVAL, "the lock is not a regular file", str(path))
+    return fd
 
 
 @dataclass
