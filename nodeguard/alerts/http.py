@@ -76,7 +76,8 @@ def auth_header(
             pair = f"{username}:{read_secret(password_file, euid)}".encode()
             return "Basic " + base64.b64encode(pair).decode("ascii")
     except SecretRefused as exc:
-        raise DeliveryError(str(exc), retry=False) from None
+        # Kept in the spool and retried: the admin fixes the file, the alerts then arrive.
+        raise DeliveryError(str(exc), retry=True) from None
     return None
 
 

@@ -69,14 +69,23 @@ def test_basic_auth_comes_from_a_password_file(tmp_path: Path) -> None:
 
 
 def test_a_token_file_others_can_read_is_refused_and_nothing_is_sent(tmp_path: Path) -> None:
+    """Refused, but the alerts wait in the spool: once the admin fixes the file's mode
+    they arrive (a dropped firing alert would never reach the webhook)."""
     token = _secret(tmp_path / "token", TOKEN, mode=0o644)
     with receiver() as (url, got):
         config = _config(tmp_path, url, token_file=str(token))
-        world = fake_world(Clock(), Probe(free=2 * GIB))
+        clock = Clock()
+        world = fake_world(clock, Probe(free=2 * GIB))
         report = deliver(config, world, disk_cycle(config, world))
-    assert got.bodies == []
-    assert "readable by others" in report.failed["webhook"]
-    assert any(e.kind is DeliveryKind.DROPPED for e in report.events)
+        assert got.bodies == []
+        assert "readable by others" in report.failed["webhook"]
+        assert not any(e.kind is DeliveryKind.DROPPED for e in report.events)
+        token.chmod(0o600)
+        clock.t += 600  # past the backoff
+        assert deliver(config, world, None).failed == {}
+    (body,) = got.bodies
+    assert {n["status"] for n in body["notifications"]} == {"firing"}
+    assert [h["Authorization"] for h in got.headers] == [f"Bearer {TOKEN}"]
 
 
 def test_a_symlinked_token_file_is_refused(tmp_path: Path) -> None:
