@@ -103,7 +103,13 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def _opener(ca_file: Path | None) -> urllib.request.OpenerDirector:
     context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-    return urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _NoRedirect())
+    # ProxyHandler({}): no proxy from the environment (http_proxy would carry the token
+    # in clear text, and 127.0.0.1 to the proxy's own loopback); receivers are direct.
+    return urllib.request.build_opener(
+        urllib.request.ProxyHandler({}),
+        urllib.request.HTTPSHandler(context=context),
+        _NoRedirect(),
+    )
 
 
 def post_json(

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from nodeguard.alerts.deliver import Deliverer, DeliveryKind, deliver
 from nodeguard.alerts.http import post_json
 from nodeguard.alerts.registry import DeliveryError
@@ -232,3 +234,18 @@ def test_a_receiver_that_trickles_its_answer_cannot_hold_the_sink(tmp_path: Path
         assert not worker.is_alive(), f"{status!r}: still reading after 15 s"
         assert time.monotonic() - started < 10, status
         assert outcome, status
+
+
+def test_a_proxy_in_the_environment_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``http_proxy`` in root's shell (/etc/environment on many hosts) must not route the
+    bearer token in clear text through a proxy, nor send 127.0.0.1 to the proxy's own
+    loopback: like Prometheus, nodeguard talks to the receiver directly."""
+    with receiver() as (proxy_url, via_proxy), receiver() as (url, got):
+        for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "all_proxy"):
+            monkeypatch.setenv(name, proxy_url)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        assert post_json(url + "/hook", b"{}", timeout=5, authorization="Bearer x") == 200
+    assert via_proxy.headers == [] and len(got.headers) == 1
