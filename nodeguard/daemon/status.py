@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nodeguard.config.units import format_size
-from nodeguard.state import StateDocument
+from nodeguard.state import StateDirUnsafe, StateDocument, check_state_dir
 
 STATUS_NAME = "status.json"
 STATUS_KIND = "daemon-status"
@@ -137,7 +137,15 @@ class StatusView:
         return stopped or self.age > STALE_AFTER * min(max(every, 1.0), REPORT_MAX)
 
 
-def read_status(state_dir: Path, now: float) -> StatusView:
+def read_status(state_dir: Path, now: float, euid: int | None = None) -> StatusView:
+    """The status document and its age; with ``euid``, only from a state folder nobody
+    else could have written (the daemon refuses any other, so a document there is not
+    the daemon's)."""
+    if euid is not None:
+        try:
+            check_state_dir(state_dir, euid)
+        except StateDirUnsafe as exc:
+            return StatusView(None, f"state folder not trusted: {exc}", None)
     loaded = status_document(state_dir).load()
     if loaded.data is None:
         why = loaded.problem or f"{state_dir / STATUS_NAME}: no status: the daemon has not run"

@@ -147,3 +147,14 @@ def test_a_status_from_the_future_or_with_a_huge_interval_is_not_ok(tmp_path: Pa
     _write_status(state, updated_at=time.time() - 100_000, report_every=10**12)
     stale = run_cli("-c", conf, "status")
     assert stale.code == 1 and "NOT REPORTING" in stale.out, stale
+
+
+def test_a_status_in_a_folder_others_can_write_is_not_trusted(tmp_path: Path) -> None:
+    """The daemon refuses such a state folder and does not run; a status document someone
+    planted there must not report it healthy."""
+    conf = write_config(tmp_path / "ng.yaml", tmp_path)
+    state = tmp_path / "state"
+    _write_status(state, updated_at=time.time())
+    state.chmod(0o777)
+    result = run_cli("-c", conf, "status")
+    assert result.code == 1 and "writable by group or others" in result.out, result
