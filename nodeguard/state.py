@@ -14,6 +14,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import math
 import os
 import stat
 import uuid
@@ -288,12 +289,29 @@ def read_capped(path: Path, cap: int = STATE_READ_CAP) -> bytes:
         os.close(fd)
 
 
+MAX_INT_DIGITS = 20  # nodeguard stores nothing beyond 64 bits
+
+
 class _Constant(Exception):
-    """NaN or an infinity in a state document: save() never writes one (allow_nan=False)."""
+    """NaN, an infinity, or a number beyond a float's range in a state document: save()
+    never writes one (allow_nan=False)."""
 
 
 def _no_constant(name: str) -> Any:
     raise _Constant(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 reads as infinity
+        raise _Constant(text[:40])
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:  # float(10**400) raises OverflowError
+        raise _Constant(text[:40])
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -333,7 +351,12 @@ class StateDocument:
     def _parse(self, raw: bytes) -> dict[str, Any]:
         """The document's data; ValueError (":line:col: why" or ": why") if unusable."""
         try:
-            data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+            data = json.loads(
+                raw.decode("utf-8"),
+                parse_constant=_no_constant,
+                parse_float=_finite_float,
+                parse_int=_bounded_int,
+            )
         except UnicodeDecodeError:
             raise ValueError(": not UTF-8") from None
         except _Constant as exc:
