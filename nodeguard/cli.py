@@ -96,9 +96,20 @@ def _plugin_commands() -> list[ModuleType]:
     return [daemon_command, docker_command, containers_command, disk_command, journal_command]
 
 
+# Commands whose usage errors exit otherwise than 2: Nagios reads 2 as CRITICAL, and a
+# plugin called with bad arguments must say UNKNOWN (3).
+_USAGE_EXIT = {"check": 3}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        if exc.code == Exit.USAGE and _command_word(argv) in _USAGE_EXIT:
+            raise SystemExit(_USAGE_EXIT[_command_word(argv) or ""]) from None
+        raise
     _setup_logging(args.verbose)
     if args.command == "config" and args.config_command in ("sample", "default"):
         text = render_sample() if args.config_command == "sample" else embedded_default_text()
@@ -117,6 +128,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(getattr(args, "config_error_exit", Exit.USAGE))
     handler: Handler = getattr(args, "handler", None) or _HANDLERS[args.command]
     return handler(args, config)
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv``: its first word that is no option or option value."""
+    words = iter(argv)
+    for word in words:
+        if word in ("-c", "--config"):
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def _setup_logging(verbose: int) -> None:

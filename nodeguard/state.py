@@ -14,6 +14,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import math
 import os
 import stat
 from collections.abc import Iterator, Mapping
@@ -51,13 +52,8 @@ def pass_lock(state_dir: Path) -> Iterator[None]:
     """
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = state_dir / "nodeguard.lock"
+    fd = open_lock(path)
     try:
-        fd = os.open(path, _LOCK_FLAGS, 0o600)
-    except OSError as exc:
-        raise LockUnusable(exc.errno, f"cannot open the lock: {exc.strerror}", str(path)) from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise LockUnusable(errno.EINVAL, "the lock is not a regular file", str(path))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -71,6 +67,23 @@ def pass_lock(state_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def open_lock(path: Path) -> int:
+    """Open (create 0600) the lock file ``path`` for flock; the caller closes the fd.
+
+    LockUnusable (an OSError, message naming the path) when it cannot be opened or is
+    not a regular file: a folder, a symlink (never followed) or a FIFO in its place.
+    """
+    try:
+        fd = os.open(path, _LOCK_FLAGS, 0o600)
+    except OSError as exc:
+        why = "it is a symlink" if exc.errno == errno.ELOOP else exc.strerror
+        raise LockUnusable(exc.errno, f"cannot open the lock: {why}", str(path)) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LockUnusable(errno.EINVAL, "the lock is not a regular file", str(path))
+    return fd
 
 
 @dataclass
@@ -275,6 +288,31 @@ def read_capped(path: Path, cap: int = STATE_READ_CAP) -> bytes:
         os.close(fd)
 
 
+MAX_INT_DIGITS = 20  # nodeguard stores nothing beyond 64 bits
+
+
+class _Constant(Exception):
+    """NaN, an infinity, or a number beyond a float's range in a state document: save()
+    never writes one (allow_nan=False)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _Constant(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 reads as infinity
+        raise _Constant(text[:40])
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:  # float(10**400) raises OverflowError
+        raise _Constant(text[:40])
+    return int(text)
+
+
 @dataclass(frozen=True)
 class Loaded:
     """A state document as read: its data (None when absent or unusable) and any problem."""
@@ -312,9 +350,16 @@ class StateDocument:
     def _parse(self, raw: bytes) -> dict[str, Any]:
         """The document's data; ValueError (":line:col: why" or ": why") if unusable."""
         try:
-            data = json.loads(raw.decode("utf-8"))
+            data = json.loads(
+                raw.decode("utf-8"),
+                parse_constant=_no_constant,
+                parse_float=_finite_float,
+                parse_int=_bounded_int,
+            )
         except UnicodeDecodeError:
             raise ValueError(": not UTF-8") from None
+        except _Constant as exc:
+            raise ValueError(f": {exc.args[0]} is not a number nodeguard writes") from None
         except json.JSONDecodeError as exc:
             raise ValueError(f":{exc.lineno}:{exc.colno}: {exc.msg}") from None
         except RecursionError:

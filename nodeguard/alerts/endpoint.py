@@ -9,12 +9,41 @@ from __future__ import annotations
 import socket
 import threading
 from http.server import ThreadingHTTPServer
+from typing import Any
 
 from nodeguard.alerts.metrics import Snapshot, SnapshotCollector, registry_for
 
+MAX_CLIENTS = 8  # connections served at once; more are closed at once
+CLIENT_TIMEOUT = 5.0  # seconds a client may take to send its request and read the answer
+
 
 class _Server(ThreadingHTTPServer):
+    """One thread per connection, but at most MAX_CLIENTS of them, each with a timeout:
+    anyone on the node can connect, and idle connections must not use up the daemon's
+    threads and descriptors (rotation needs descriptors)."""
+
     daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 makes a burst of connects wait for SYN retries
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # busy: the scraper retries
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class _Server6(_Server):
@@ -28,7 +57,9 @@ class MetricsServer:
         from prometheus_client.exposition import MetricsHandler
 
         self.collector = SnapshotCollector(snapshot)
-        handler = MetricsHandler.factory(registry_for(self.collector))
+        base = MetricsHandler.factory(registry_for(self.collector))
+        # The socket timeout of each connection (StreamRequestHandler.timeout).
+        handler = type("NodeguardMetricsHandler", (base,), {"timeout": CLIENT_TIMEOUT})
         server_class = _Server6 if ":" in host else _Server
         self._server = server_class((host, port), handler)
         self._thread = threading.Thread(

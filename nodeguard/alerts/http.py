@@ -76,8 +76,22 @@ def auth_header(
             pair = f"{username}:{read_secret(password_file, euid)}".encode()
             return "Basic " + base64.b64encode(pair).decode("ascii")
     except SecretRefused as exc:
-        raise DeliveryError(str(exc), retry=False) from None
+        # Kept in the spool and retried: the admin fixes the file, the alerts then arrive.
+        raise DeliveryError(str(exc), retry=True) from None
     return None
+
+
+def _detail(exc: urllib.error.HTTPError) -> str:
+    """What the receiver said: a redirect's target, or the first bytes the body's first
+    read returns (one read, so a trickling receiver cannot hold us)."""
+    if 300 <= exc.code < 400:
+        where = (exc.headers.get("Location") or "?")[:200] if exc.headers else "?"
+        return f"redirect to {where} not followed (it could carry the credentials elsewhere)"
+    try:
+        chunk: bytes = exc.read1(300) if exc.fp is not None else b""
+    except (OSError, ValueError, AttributeError):
+        chunk = b""
+    return chunk[:300].decode("utf-8", "replace").strip()
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -89,7 +103,13 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def _opener(ca_file: Path | None) -> urllib.request.OpenerDirector:
     context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-    return urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _NoRedirect())
+    # ProxyHandler({}): no proxy from the environment (http_proxy would carry the token
+    # in clear text, and 127.0.0.1 to the proxy's own loopback); receivers are direct.
+    return urllib.request.build_opener(
+        urllib.request.ProxyHandler({}),
+        urllib.request.HTTPSHandler(context=context),
+        _NoRedirect(),
+    )
 
 
 def post_json(
@@ -115,13 +135,13 @@ def post_json(
         raise DeliveryError(f"CA file {ca_file}: {exc}", retry=False) from None
     try:
         with opener.open(request, timeout=timeout) as response:
-            response.read(65536)
+            # The status is the answer; the body is not read: a receiver that trickles
+            # it a byte per timeout would hold the sink for hours.
             status: int = response.status
             return status
     except urllib.error.HTTPError as exc:
         retry = exc.code >= 500 or exc.code in RETRY_STATUS
-        detail = exc.read(300).decode("utf-8", "replace").strip()
-        raise DeliveryError(f"{url}: HTTP {exc.code}: {detail}", retry=retry) from None
+        raise DeliveryError(f"{url}: HTTP {exc.code}: {_detail(exc)}", retry=retry) from None
     except urllib.error.URLError as exc:
         raise DeliveryError(f"{url}: {exc.reason}") from None
     except (OSError, ValueError) as exc:

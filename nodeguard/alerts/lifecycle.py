@@ -21,6 +21,7 @@ def step(
     prev: AlertState | None, cond: Condition, now: float, clear_for: int
 ) -> tuple[AlertState | None, Notification | None]:
     """The next state of one alert, and the notification when it fired or resolved."""
+    prev = _not_ahead(prev, now)
     if prev is None or prev.status is Status.RESOLVED:
         if not cond.active:
             return _linger(prev, now), None
@@ -37,6 +38,7 @@ def step(
 
 def vanish(prev: AlertState, now: float) -> tuple[AlertState | None, Notification | None]:
     """The rule is gone (its filesystem unmounted, its concern silent): end the alert."""
+    prev = _not_ahead(prev, now) or prev
     if prev.status is Status.FIRING:
         return _resolve(prev, now)
     if prev.status is Status.PENDING:
@@ -63,6 +65,32 @@ def advance(
             state, note = vanish(prev, now)
             _keep(out, notes, state, note)
     return out, notes
+
+
+def _not_ahead(prev: AlertState | None, now: float) -> AlertState | None:
+    """``prev`` with every time ahead of ``now`` brought back to ``now``.
+
+    A stored time in the future (the clock stepped back, or a forged state file) would
+    keep a pending alert from ever reaching its ``for`` and a clearing one from ever
+    resolving; counted from now, both proceed as if they had just begun.
+    """
+    if prev is None:
+        return None
+    times = (prev.active_since, prev.fired_at, prev.resolved_at, prev.clear_since, prev.last_seen)
+    if all(t is None or t <= now for t in times):
+        return prev
+    return replace(
+        prev,
+        active_since=min(prev.active_since, now),
+        fired_at=_at_most(prev.fired_at, now),
+        resolved_at=_at_most(prev.resolved_at, now),
+        clear_since=_at_most(prev.clear_since, now),
+        last_seen=min(prev.last_seen, now),
+    )
+
+
+def _at_most(value: float | None, now: float) -> float | None:
+    return None if value is None else min(value, now)
 
 
 def _keep(

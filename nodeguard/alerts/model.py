@@ -19,6 +19,7 @@ from typing import Any
 
 MAX_LABEL = 256  # characters of one label value
 MAX_ANNOTATION = 4096
+MAX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
 class Status(enum.StrEnum):
@@ -215,8 +216,17 @@ def _strings(value: object, limit: int) -> Mapping[str, str]:
 
 
 def _time(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    """A stored POSIX time: a number from 1970 to 9999 (what rfc3339 can render)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("not a time")
+    if not 0 <= value <= MAX_TIME:  # also NaN (every comparison fails)
+        raise ValueError("not a time")
+    return float(value)
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("not a number")
     return float(value)
 
 
@@ -225,7 +235,7 @@ def _opt_time(value: object) -> float | None:
 
 
 def _opt_number(value: object) -> float | None:
-    return None if value is None else _time(value)
+    return None if value is None else _number(value)
 
 
 def clip(text: str, limit: int) -> str:

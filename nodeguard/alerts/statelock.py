@@ -16,6 +16,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from nodeguard.state import open_lock
+
 LOCK_NAME = "disk.lock"
 
 
@@ -26,7 +28,7 @@ class StateBusy(Exception):
 @contextlib.contextmanager
 def state_lock(state_dir: Path, timeout: float = 10.0) -> Iterator[None]:
     path = state_dir / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fd = open_lock(path)  # LockUnusable (an OSError): not a regular file
     try:
         deadline = time.monotonic() + timeout
         while True:

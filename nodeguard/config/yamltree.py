@@ -47,10 +47,27 @@ def plain(node: Node) -> Any:
     return node.value
 
 
+def _reader_problem(text: str, name: str, exc: yaml.YAMLError) -> str:
+    """A YAMLError without a mark: PyYAML's reader refusing a control character (it checks
+    before any parsing) gets its line and column; anything else its text."""
+    if not isinstance(exc, yaml.reader.ReaderError):
+        return f"{name}: invalid YAML: {exc}"
+    line, column = _line_col(text, exc.position)
+    what = f"character #x{exc.character:04x}" if isinstance(exc.character, int) else "byte"
+    return f"{name}:{line}:{column}: invalid YAML: {what}: {exc.reason}"
+
+
+def _line_col(text: str, position: int) -> tuple[int, int]:
+    """1-based line and column of character ``position`` in ``text``."""
+    before = text[:position]
+    return before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1
+
+
 def parse_text(text: str, name: str, problems: list[str]) -> Node | None:
     """Compose YAML into a :class:`Node` tree; every problem goes to ``problems``."""
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)
         root = loader.get_single_node()
     except _Limit as exc:
         problems.append(f"{_where(name, exc.problem_mark)}: {exc.problem}")
@@ -61,10 +78,11 @@ def parse_text(text: str, name: str, problems: list[str]) -> Node | None:
         problems.append(f"{where}: invalid YAML: {exc.problem or exc.context}")
         return None
     except yaml.YAMLError as exc:
-        problems.append(f"{name}: invalid YAML: {exc}")
+        problems.append(_reader_problem(text, name, exc))
         return None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if root is None:
         return Node({}, f"{name}:1:1")
     try:

@@ -148,7 +148,8 @@ def status_handler(args: argparse.Namespace, config: Config) -> int:
     import time
 
     from nodeguard.daemon.status import read_status, render_json, render_text
+    from nodeguard.world import World
 
-    view = read_status(config.state_dir, time.time())
+    view = read_status(config.state_dir, time.time(), World().euid)
     sys.stdout.write(render_json(view) if args.json else render_text(view))
     return Exit.FAILED if view.stale else Exit.OK

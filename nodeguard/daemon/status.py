@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from nodeguard.config.units import format_size
-from nodeguard.state import StateDocument
+from nodeguard.state import StateDirUnsafe, StateDocument, check_state_dir
 
 STATUS_NAME = "status.json"
 STATUS_KIND = "daemon-status"
 STATUS_CAP = 1024 * 1024
 STALE_AFTER = 3  # report intervals without a write
+REPORT_MAX = 30.0  # the daemon writes its status at least this often
+FUTURE_SLACK = 60.0  # a report further ahead than this: clock stepped back, or forged
 
 
 def status_document(state_dir: Path) -> StateDocument:
@@ -130,15 +132,28 @@ class StatusView:
             return True
         every = _number(self.data.get("report_every")) or 0.0
         stopped = self.data.get("state") == "stopped"
-        return stopped or self.age > STALE_AFTER * max(every, 1.0)
+        # The daemon writes at least every min(report_every, 30) s (loop._save_status):
+        # a document claiming a longer interval cannot keep a silent daemon "ok".
+        return stopped or self.age > STALE_AFTER * min(max(every, 1.0), REPORT_MAX)
 
 
-def read_status(state_dir: Path, now: float) -> StatusView:
+def read_status(state_dir: Path, now: float, euid: int | None = None) -> StatusView:
+    """The status document and its age; with ``euid``, only from a state folder nobody
+    else could have written (the daemon refuses any other, so a document there is not
+    the daemon's)."""
+    if euid is not None:
+        try:
+            check_state_dir(state_dir, euid)
+        except StateDirUnsafe as exc:
+            return StatusView(None, f"state folder not trusted: {exc}", None)
     loaded = status_document(state_dir).load()
     if loaded.data is None:
         why = loaded.problem or f"{state_dir / STATUS_NAME}: no status: the daemon has not run"
         return StatusView(None, why, None)
     updated = _number(loaded.data.get("updated_at"))
+    if updated is not None and updated > now + FUTURE_SLACK:
+        why = f"{state_dir / STATUS_NAME}: last report is in the future ({_stamp(updated)})"
+        return StatusView(loaded.data, why, None)
     age = None if updated is None else max(0.0, now - updated)
     return StatusView(loaded.data, None, age)
 
@@ -155,6 +170,8 @@ def render_text(view: StatusView) -> str:
     age = f"{view.age:.0f}s ago" if view.age is not None else "at an unknown time"
     if data.get("state") == "stopped":
         verdict = f"stopped, last report {age}"
+    elif view.problem:
+        verdict = f"NOT REPORTING: {view.problem}"
     elif view.stale:
         verdict = f"NOT REPORTING: last report {age}, expected every {data.get('report_every')}s"
     else:

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "check",
         help="Nagios/Icinga plugin: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
         epilog="One status line, then one line with perfdata per filesystem. A bad "
-        "config exits 3 (UNKNOWN).",
+        "config or bad arguments exit 3 (UNKNOWN).",
     )
     check.add_argument("--json", action="store_true", help="print a machine-readable status")
     check.set_defaults(handler=check_handler, config_error_exit=UNKNOWN)

@@ -62,7 +62,7 @@ def handler(args: argparse.Namespace, config: Config) -> int:
 
 
 def run(args: argparse.Namespace, config: Config, world: World, out: TextIO, err: TextIO) -> int:
-    from nodeguard.state import LockBusy, StateDirUnsafe
+    from nodeguard.state import LockBusy, LockUnusable, StateDirUnsafe
 
     action = {"scan": _scan, "follow": _follow, "usage": _usage, "vacuum": _vacuum}
     try:
@@ -72,6 +72,9 @@ def run(args: argparse.Namespace, config: Config, world: World, out: TextIO, err
         return EXIT_LOCKED
     except StateDirUnsafe as exc:
         print(f"nodeguard: unsafe state folder: {exc}; nothing was changed", file=err)
+        return EXIT_USAGE
+    except LockUnusable as exc:
+        print(f"nodeguard: {exc.filename}: {exc.strerror}; nothing was changed", file=err)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_OK

@@ -179,3 +179,7 @@ def _check_directory(path: str) -> None:
         raise JournalUnavailable(f"{path}: cannot read the journal: {exc.strerror}") from None
     if not stat.S_ISDIR(st.st_mode):
         raise JournalUnavailable(f"{path}: not a directory")
+    if st.st_mode & stat.S_IWOTH:  # sticky or not: anyone can add a file
+        # A journal file keeps whatever fields it was written with (journal-remote copies
+        # _UID from its input): anyone who can add one could forge uid-0 kubelet lines.
+        raise JournalUnavailable(f"{path}: writable by others: its entries could be forged")

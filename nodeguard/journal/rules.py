@@ -9,10 +9,11 @@ survive restarts (the follower saves them with the cursor).
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nodeguard.config.sections.journal import FloodConfig, JournalConfig
@@ -194,13 +195,20 @@ def _condition(reason: str, raw: Any, severity: Severity) -> ActiveCondition:
             reason,
             _text(raw["unit"]),
             severity,
-            float(raw["since"]),
-            float(raw["last"]),
+            _time(raw["since"]),
+            _time(raw["last"]),
             _text(raw["message"]),
             _text(raw["cursor"]),
         )
     except (KeyError, TypeError, ValueError):
         raise ValueError(f"conditions.{reason}: malformed") from None
+
+
+def _time(value: Any) -> float:
+    """A stored POSIX time: a finite JSON number (not a string such as "nan", not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("not a time")
+    return float(value)
 
 
 def _text(value: Any) -> str:
@@ -210,9 +218,12 @@ def _text(value: Any) -> str:
 
 
 def _floats(raw: Any, cap: int) -> tuple[float, ...]:
-    if not isinstance(raw, list) or not all(isinstance(x, int | float) for x in raw):
+    if not isinstance(raw, list):
         raise ValueError("rates: not a list of numbers")
-    return tuple(float(x) for x in raw[-cap:])
+    try:
+        return tuple(_time(x) for x in raw[-cap:])
+    except ValueError:
+        raise ValueError("rates: not a list of numbers") from None
 
 
 def _flood(raw: Any) -> tuple[int, int, int, bool]:
@@ -350,9 +361,11 @@ class Evaluator:
         """The batch's events, with suppression summaries and timed-out conditions."""
         for reason, held in self._suppressed.items():
             self._events.append(_suppressed_event(reason, held))
-        for reason, cond in list(self._conditions.items()):
+        for reason, saved in list(self._conditions.items()):
             rule = next((r for r in self.rules.rules if r.reason == reason), None)
             timeout = rule.spec.timeout if rule else 0
+            # Saved ahead of the clock (stepped back, or forged): the timeout counts from now.
+            cond = self._conditions[reason] = replace(saved, last=min(saved.last, now))
             if timeout is not None and now - cond.last > timeout:
                 self._clear(reason, "timeout", now, cond.cursor)
         events, self._events = self._events, []

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nodeguard.state import LockBusy, StateDocument
+from nodeguard.state import LockBusy, StateDocument, open_lock
 
 STATE_NAME = "journal.json"
 LOCK_NAME = "journal.lock"
@@ -123,9 +123,7 @@ def save(state_dir: Path, state: FollowState) -> None:
 @contextlib.contextmanager
 def follow_lock(state_dir: Path) -> Iterator[None]:
     """One follower per state folder (the daemon's, or a CLI ``journal follow``)."""
-    fd = os.open(
-        state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-    )
+    fd = open_lock(state_dir / LOCK_NAME)  # LockUnusable: not a regular file
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

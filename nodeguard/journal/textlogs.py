@@ -14,6 +14,7 @@ forged. Only complete lines are processed; a line longer than ``LINE_MAX`` is cu
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -254,7 +255,8 @@ def _open_log(
         yield None
         return
     except OSError as exc:
-        report(f"cannot open: {exc.strerror}")
+        why = "a symlink, not followed" if exc.errno == errno.ELOOP else exc.strerror
+        report(f"cannot open: {why}")
         yield None
         return
     try:
@@ -295,6 +297,8 @@ def _untrusted(st: os.stat_result, euid: int) -> str | None:
         return f"owned by uid {st.st_uid}"
     if st.st_mode & stat.S_IWOTH:
         return "writable by others"
+    if st.st_mode & stat.S_IWGRP and st.st_gid != 0:
+        return f"writable by group {st.st_gid}"
     return None
 
 

@@ -115,3 +115,33 @@ def test_the_metrics_endpoint_serves_its_own_registry_on_loopback(tmp_path: Path
     finally:
         server.close()
     assert not any(m.name.startswith("nodeguard") for m in REGISTRY.collect())
+
+
+def test_idle_connections_to_the_metrics_endpoint_cannot_exhaust_the_daemon() -> None:
+    """Anyone on the node can connect to 127.0.0.1: a hundred connections that never
+    send a request must not each hold a thread and a descriptor of the daemon (its
+    rotation needs descriptors, systemd's soft limit is 1024); once they are dropped the
+    endpoint answers again."""
+    import os
+    import socket
+
+    server = start_metrics_server(("127.0.0.1", 0), Snapshot())
+    idle: list[socket.socket] = []
+    try:
+        host, port = server.address
+        fds_before = len(os.listdir("/proc/self/fd"))
+        for _ in range(100):
+            idle.append(socket.create_connection((host, port)))
+        time.sleep(1.0)
+        held = len(os.listdir("/proc/self/fd")) - fds_before - len(idle)
+        assert held <= 16, f"{held} descriptors held for idle clients"  # MAX_CLIENTS 8
+        idle[0].settimeout(15)  # CLIENT_TIMEOUT 5
+        assert idle[0].recv(1) == b"", "an idle client kept its connection"
+        for sock in idle:
+            sock.close()
+        status, body = http_get(f"http://{host}:{port}/metrics")
+        assert status == 200 and b"nodeguard" in body
+    finally:
+        for sock in idle:
+            sock.close()
+        server.close()

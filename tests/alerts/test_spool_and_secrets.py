@@ -106,3 +106,25 @@ def test_pending_then_firing_after_for_and_hysteresis_before_resolving() -> None
 def test_a_pending_alert_that_stops_holding_is_forgotten() -> None:
     state, _ = lifecycle.step(None, _cond(True, False), 0, clear_for=0)
     assert lifecycle.step(state, _cond(False, False), 30, clear_for=0) == (None, None)
+
+
+def test_a_stored_time_outside_the_calendar_is_malformed() -> None:
+    """A firing state whose start is -2**63 made every Alertmanager round fail in
+    rfc3339 (OSError), so no alert at all reached Alertmanager again. Stored times must be
+    between 1970 and 9999; anything else makes the state or notification malformed."""
+    from nodeguard.alerts.model import AlertState
+
+    state = {
+        "key": "k",
+        "labels": {"alertname": "X"},
+        "annotations": {},
+        "status": "firing",
+        "active_since": 1_700_000_000.0,
+        "fired_at": 1_700_000_000.0,
+        "last_seen": 1_700_000_000.0,
+    }
+    assert AlertState.from_json(state) is not None
+    for bad in (-(2**63), -1.0, 2**63, 1e17):
+        assert AlertState.from_json({**state, "fired_at": bad}) is None, bad
+        note = {**state, "id": "i", "starts_at": bad, "at": 1_700_000_000.0}
+        assert Notification.from_json(note) is None, bad

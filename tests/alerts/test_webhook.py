@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import ssl
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from nodeguard.alerts.deliver import Deliverer, DeliveryKind, deliver
+from nodeguard.alerts.http import post_json
+from nodeguard.alerts.registry import DeliveryError
 from nodeguard.disk.cycle import disk_cycle
 from tests.alerts.components import Received, free_port, make_ca_and_cert, receiver
 from tests.disk.cfg import load
@@ -63,14 +71,23 @@ def test_basic_auth_comes_from_a_password_file(tmp_path: Path) -> None:
 
 
 def test_a_token_file_others_can_read_is_refused_and_nothing_is_sent(tmp_path: Path) -> None:
+    """Refused, but the alerts wait in the spool: once the admin fixes the file's mode
+    they arrive (a dropped firing alert would never reach the webhook)."""
     token = _secret(tmp_path / "token", TOKEN, mode=0o644)
     with receiver() as (url, got):
         config = _config(tmp_path, url, token_file=str(token))
-        world = fake_world(Clock(), Probe(free=2 * GIB))
+        clock = Clock()
+        world = fake_world(clock, Probe(free=2 * GIB))
         report = deliver(config, world, disk_cycle(config, world))
-    assert got.bodies == []
-    assert "readable by others" in report.failed["webhook"]
-    assert any(e.kind is DeliveryKind.DROPPED for e in report.events)
+        assert got.bodies == []
+        assert "readable by others" in report.failed["webhook"]
+        assert not any(e.kind is DeliveryKind.DROPPED for e in report.events)
+        token.chmod(0o600)
+        clock.t += 600  # past the backoff
+        assert deliver(config, world, None).failed == {}
+    (body,) = got.bodies
+    assert {n["status"] for n in body["notifications"]} == {"firing"}
+    assert [h["Authorization"] for h in got.headers] == [f"Bearer {TOKEN}"]
 
 
 def test_a_symlinked_token_file_is_refused(tmp_path: Path) -> None:
@@ -177,3 +194,58 @@ def test_an_alert_is_sent_even_when_the_state_folder_cannot_be_written(tmp_path:
         report = deliver(config, world, result)
     assert report.sent == {"webhook": 2}
     assert {n["status"] for n in got.bodies[0]["notifications"]} == {"firing"}
+
+
+def _trickling_receiver(status: bytes) -> tuple[str, socket.socket]:
+    """A receiver that answers ``status`` with a 64 KiB body, then sends it five bytes a second."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = server.accept()
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: 65536\r\n\r\n")
+            while True:
+                conn.sendall(b"x")
+                time.sleep(0.2)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{server.getsockname()[1]}/hook", server
+
+
+def test_a_receiver_that_trickles_its_answer_cannot_hold_the_sink(tmp_path: Path) -> None:
+    """Every byte arrives within the socket timeout, so only a bound on the whole answer
+    ends the request: a sink held for 18 hours would deliver nothing else meanwhile."""
+    for status in (b"200 OK", b"500 Internal Server Error"):
+        url, server = _trickling_receiver(status)
+        outcome: list[object] = []
+
+        def post(url: str = url, outcome: list[object] = outcome) -> None:
+            try:
+                outcome.append(post_json(url, b"{}", timeout=1))
+            except DeliveryError as exc:
+                outcome.append(exc)
+
+        worker = threading.Thread(target=post, daemon=True)
+        started = time.monotonic()
+        worker.start()
+        worker.join(15)
+        server.close()
+        assert not worker.is_alive(), f"{status!r}: still reading after 15 s"
+        assert time.monotonic() - started < 10, status
+        assert outcome, status
+
+
+def test_a_proxy_in_the_environment_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``http_proxy`` in root's shell (/etc/environment on many hosts) must not route the
+    bearer token in clear text through a proxy, nor send 127.0.0.1 to the proxy's own
+    loopback: like Prometheus, nodeguard talks to the receiver directly."""
+    with receiver() as (proxy_url, via_proxy), receiver() as (url, got):
+        for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "all_proxy"):
+            monkeypatch.setenv(name, proxy_url)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        assert post_json(url + "/hook", b"{}", timeout=5, authorization="Bearer x") == 200
+    assert via_proxy.headers == [] and len(got.headers) == 1

@@ -244,3 +244,14 @@ def test_config_validate_and_show_report_the_effective_config(tmp_path: Path) ->
 def test_config_default_prints_the_embedded_file() -> None:
     result = run_cli("config", "default")
     assert (result.code, result.out) == (0, loader.embedded_default_text())
+
+
+def test_a_control_character_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    """PyYAML refuses NUL and other control characters while reading, before parsing:
+    that too is a positioned problem, and ``check`` says UNKNOWN."""
+    (problem,) = problems_of('interval: 1h\nx: "a\0b"\n')
+    assert problem.startswith("n.yaml:2:") and "#x0000" in problem, problem
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("state_dir: /tmp/x\x01\n")
+    result = run_cli("-c", bad, "--no-dropins", "check")
+    assert result.code == 3 and "bad.yaml:1:" in result.err, result

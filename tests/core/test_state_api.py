@@ -112,3 +112,17 @@ def test_a_state_folder_owned_by_another_user_is_refused(tmp_path: Path) -> None
     os.chown(theirs, 65534, 65534)
     with pytest.raises(StateDirUnsafe, match="owned by uid 65534"):
         check_state_dir(theirs, 0)
+
+
+def test_nan_and_infinity_make_a_document_corrupt(state_dir: Path) -> None:
+    """save() never writes them (allow_nan=False): a document holding one was forged or
+    damaged, and a NaN time or size would slip through every range check downstream. A
+    number beyond a float's range (1e400 reads as infinity, a 400-digit integer makes
+    float() raise OverflowError) is the same."""
+    doc = StateDocument(state_dir / "samples.json", "samples")
+    for constant in ("NaN", "Infinity", "-Infinity", "1e400", "-1e999", "1" + "0" * 400):
+        raw = '{"kind": "samples", "version": 1, "data": {"t": [CONST]}}'.replace("CONST", constant)
+        (state_dir / "samples.json").write_text(raw)
+        loaded = doc.load()
+        assert loaded.data is None, constant
+        assert loaded.problem is not None and constant[:20] in loaded.problem, loaded.problem

@@ -133,3 +133,28 @@ def test_a_corrupt_or_foreign_status_file_is_reported_never_a_traceback(tmp_path
     os.symlink("/etc/passwd", state / "status.json")
     result = run_cli("-c", conf, "status")
     assert result.code == 1 and "cannot read" in result.out
+
+
+def test_a_status_from_the_future_or_with_a_huge_interval_is_not_ok(tmp_path: Path) -> None:
+    """A daemon that stopped reporting must not look healthy because its last document
+    says it was written in the future (clock stepped back, forged) or that it reports
+    only once a year: the daemon writes at least every 30 s whatever its intervals."""
+    conf = write_config(tmp_path / "ng.yaml", tmp_path)
+    state = tmp_path / "state"
+    _write_status(state, updated_at=time.time() + 10**9)
+    future = run_cli("-c", conf, "status")
+    assert future.code == 1 and "in the future" in future.out, future
+    _write_status(state, updated_at=time.time() - 100_000, report_every=10**12)
+    stale = run_cli("-c", conf, "status")
+    assert stale.code == 1 and "NOT REPORTING" in stale.out, stale
+
+
+def test_a_status_in_a_folder_others_can_write_is_not_trusted(tmp_path: Path) -> None:
+    """The daemon refuses such a state folder and does not run; a status document someone
+    planted there must not report it healthy."""
+    conf = write_config(tmp_path / "ng.yaml", tmp_path)
+    state = tmp_path / "state"
+    _write_status(state, updated_at=time.time())
+    state.chmod(0o777)
+    result = run_cli("-c", conf, "status")
+    assert result.code == 1 and "writable by group or others" in result.out, result

@@ -105,3 +105,14 @@ def test_the_terminal_chart_shows_the_window_and_the_projection(tmp_path: Path) 
     assert len(chart) == 6
     assert any("░" in ln for ln in chart) and any("█" in ln for ln in chart)
     assert "now" in text
+
+
+def test_check_with_bad_arguments_is_unknown_not_critical(tmp_path: Path) -> None:
+    """Nagios reads exit 2 as CRITICAL: a usage error of the plugin (an option it does not
+    know, -c after the subcommand) must be UNKNOWN (3), with the usage on stderr."""
+    for args in (["check", "--bogus"], ["check", "-c", str(tmp_path / "x.yaml")]):
+        result = run_cli(*args)
+        assert result.code == 3, (args, result)
+        assert "unrecognized arguments" in result.err
+    assert run_cli("disk", "--bogus").code == 2  # the other commands keep exit 2
+    assert run_cli("-c", tmp_path / "check", "disk", "--bogus").code == 2

@@ -286,3 +286,26 @@ def test_kubelets_eviction_threshold_is_its_own_alert_on_its_filesystem(tmp_path
     kubelet_fs = next(r.fs for r in result.filesystems if "kubelet" in r.fs.roles)
     assert fired[0].labels["mountpoint"] == kubelet_fs.mountpoint
     assert "nodefs.available 8.0%" in fired[0].annotations["description"]
+
+
+def test_a_stored_alert_time_ahead_of_the_clock_cannot_hold_an_alert_back(
+    tmp_path: Path,
+) -> None:
+    """A pending state whose start lies a year ahead (the clock stepped back, or the file
+    was forged) would never reach its ``for``; a firing one whose clear began in the
+    future would never resolve. Times ahead of the clock count from now."""
+    config = load(tmp_path, disk={"out_of_space": {"for": "10m"}, "clear_for": "0s"})
+    clock, probe = Clock(), Probe(free=4 * GIB)  # 4% free: warning
+    world = fake_world(clock, probe)
+    disk_cycle(config, world)  # pending
+    path = tmp_path / "state" / "disk-alerts.json"
+    doc = json.loads(path.read_text())
+    for state in doc["data"]["states"]:
+        state["active_since"] = state["last_seen"] = clock.t + 365 * 86400
+    path.write_text(json.dumps(doc))
+    fired = set()
+    for _ in range(4):
+        clock.t += 300
+        result = disk_cycle(config, world)
+        fired |= {n.labels["alertname"] for n in result.notifications if n.status is Status.FIRING}
+    assert "NodeguardFilesystemAlmostOutOfSpace" in fired

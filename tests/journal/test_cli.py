@@ -130,3 +130,22 @@ def test_without_systemd_python_one_clear_message_and_the_rest_runs(tmp_path: Pa
     assert follow.stderr.count("systemd-python is not installed") == 1, follow.stderr
     assert "Traceback" not in follow.stderr
     assert validate.returncode == 0, validate.stderr
+
+
+def test_a_lock_that_is_no_file_is_reported_never_a_traceback(tmp_path: Path) -> None:
+    """``journal.lock`` a folder, a symlink or a FIFO: one clear message naming it, exit 2,
+    no cursor saved."""
+    import os
+
+    directory = _samples_journal(tmp_path)
+    config = write_config(tmp_path, directory, lookback=LONG_AGO)
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    lock = state / "journal.lock"
+    for make in (lock.mkdir, lambda: lock.symlink_to("/etc/passwd"), lambda: os.mkfifo(lock)):
+        make()
+        result = run_cli("-c", config, "--no-dropins", "journal", "follow", "--once")
+        assert result.code == 2, result
+        assert "journal.lock" in result.err and "Traceback" not in result.err, result.err
+        assert not (state / "journal.json").exists()
+        lock.rmdir() if lock.is_dir() and not lock.is_symlink() else lock.unlink()

@@ -212,3 +212,39 @@ def test_overriding_a_builtin_rule_keeps_what_is_not_given(tmp_path: Path) -> No
     assert rules["ImageGCFailed"].pattern == builtin.pattern
     assert rules["ImageGCFailed"].units == builtin.units
     assert "BufferIOError" not in rules
+
+
+def test_a_saved_condition_from_the_future_still_times_out(tmp_path: Path) -> None:
+    """A saved condition whose last match lies ahead of the clock (clock stepped back,
+    forged state) or is a NaN string would never time out: its alert would fire forever.
+    Times ahead count from now; a non-number is a malformed state (reported, dropped)."""
+    import json
+
+    from nodeguard.journal.state import STATE_NAME
+
+    directory, stream = _setup(tmp_path)
+    line = (
+        'I1130 08:14:03.512907    2211 eviction_manager.go:366] "Eviction manager: '
+        'attempting to reclaim" resourceName="ephemeral-storage"'
+    )
+    append(directory / "system.journal", [_kubelet(stream, line)])
+    config = journal_config(tmp_path, directory, lookback="1d")
+    clock = Clock(stream.realtime_us + 60_000_000)
+    assert [c.rule for c in follow_once(config, world_at(clock)).conditions] == ["EvictionPressure"]
+    path = config.state_dir / STATE_NAME
+    doc = json.loads(path.read_text())
+    saved = doc["data"]["rules"]["conditions"]["EvictionPressure"]
+    saved["last"] = clock.now_us / 1e6 + 10 * 365 * 86400
+    path.write_text(json.dumps(doc))
+    clock.now_us += 60_000_000
+    follow_once(config, world_at(clock))
+    clock.now_us += 301_000_000  # EvictionPressure's 5 minutes, from the run that saw it
+    later = follow_once(config, world_at(clock))
+    (cleared,) = _kinds(later, JournalKind.CONDITION_CLEARED)
+    assert cleared.facts["cleared_by"] == "timeout" and later.conditions == ()
+
+    saved["last"] = "nan"
+    path.write_text(json.dumps(doc))
+    result = follow_once(config, world_at(clock))
+    assert result.conditions == ()
+    assert any("malformed" in e.reason for e in result.events), result.events

@@ -95,3 +95,17 @@ def test_match_event_names_rule_unit_message_cursor_and_time(tmp_path: Path) -> 
     assert event.facts["cursor"].startswith("s=")
     assert event.facts["time"] == "2025-11-30T00:00:00.001000+00:00"
     assert event.severity.name == "ERROR"
+
+
+def test_a_journal_folder_others_can_write_is_not_read(tmp_path: Path) -> None:
+    """journal-remote copies ``_UID`` and every other field from what it is sent: anyone
+    who can drop a journal file into the folder can forge a uid-0 kubelet line."""
+    directory = tmp_path / "journal"
+    directory.mkdir()
+    stream = Stream()
+    _journal_with_samples(directory, stream)
+    directory.chmod(0o777)
+    config = journal_config(tmp_path, directory, lookback="1d")
+    result = follow_once(config, world_at(Clock(stream.realtime_us + 1_000_000)))
+    assert result.entries_read == 0 and not result.metrics.matches
+    assert any("writable by others" in e.reason for e in result.events), result.events

@@ -179,3 +179,20 @@ def test_priority_is_read_from_klog_and_logrus_lines() -> None:
     assert guess_priority(b'time="2025-11-30T00:00:00Z" level=warning msg="x"') == b"4"
     assert guess_priority(b"plain text") == b""
     assert os.sep == "/"
+
+
+def test_a_log_a_group_other_than_roots_can_write_is_not_read(tmp_path: Path) -> None:
+    """Every member of that group could forge kubelet lines (the rule of secret files:
+    only root's group is trusted)."""
+    import grp
+
+    path, config = _kubelet_log(tmp_path)
+    path.write_bytes(_lines(0, 5))
+    os.chown(path, 0, grp.getgrnam("nogroup").gr_gid)
+    path.chmod(0o664)
+
+    result = _run(config)
+
+    assert seqs(result.events) == []
+    (refused,) = [e for e in result.events if e.kind is JournalKind.TEXT_LOG_RESET]
+    assert "writable by group" in refused.reason
