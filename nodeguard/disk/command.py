@@ -13,7 +13,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from nodeguard.exitcodes import Nagios
+from nodeguard.exitcodes import Exit, Nagios
 
 if TYPE_CHECKING:  # the work modules load only when a command runs: a fast CLI start
     from nodeguard.config.model import Config
@@ -57,7 +57,7 @@ def run_disk(
         out.write(json.dumps(result.to_json(), indent=2) + "\n")
     else:
         out.write(render_text(result, chart=out.isatty()))
-    return 0
+    return Exit.OK
 
 
 def run_check(
