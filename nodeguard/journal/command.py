@@ -214,8 +214,8 @@ def _iso(seconds: float) -> str:
 class _TextPrinter:
     """Matches to stdout, one line each; other events to stderr. Flushed per batch.
 
-    A progress line on stderr is taken away before an event is written there (the next
-    update draws it again below)."""
+    A progress line on stderr is taken away before a batch's lines are written (stdout and
+    stderr are often the same terminal); the next update draws it again below them."""
 
     def __init__(self, out: TextIO, err: TextIO, progress: Progress | None = None) -> None:
         from nodeguard.progress import NO_PROGRESS
@@ -224,7 +224,7 @@ class _TextPrinter:
         self.progress = progress or NO_PROGRESS
 
     def __call__(self, events: Sequence[Event]) -> None:
-        if not all(_is_match(e) for e in events):
+        if events:
             self.progress.done()
         for event in events:
             if _is_match(event):

@@ -3,11 +3,12 @@ stderr: never with --json, never when stderr is a pipe, and stdout stays the sam
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
 
-from nodeguard import progress
+from nodeguard import cli, progress
 from tests.journal.conftest import sample_entry, write_config
 from tests.journal.journalfiles import Stream, append
 from tests.journal.samples import SAMPLES
@@ -20,6 +21,22 @@ LONG_AGO = "2000d"  # the test journals are dated 2025-11-30; the CLI uses the r
 def at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(progress, "DELAY", 0.0)
     monkeypatch.setattr(progress, "INTERVAL", 0.0)
+
+
+def test_matches_on_a_shared_terminal_start_on_a_line_of_their_own(tmp_path: Path) -> None:
+    """stdout and stderr on one terminal: the progress line is taken away before matches."""
+    config = journal_config(tmp_path)
+    with terminal() as (stream, master):
+        args = ("-c", config, "--no-dropins", "journal", "scan", "--since", LONG_AGO)
+        with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+            code = cli.main([str(a) for a in args])
+        stream.flush()
+        seen = shown(master).replace("\r\n", "\n")
+    assert code == 0
+    matches = [line for line in seen.split("\n") if "NoSpaceLeftOnDevice" in line]
+    assert matches
+    for line in matches:  # what the terminal shows of the line: after its last \r
+        assert line.rsplit("\r", 1)[-1].startswith("20"), repr(line)
 
 
 def journal_config(tmp_path: Path) -> Path:
