@@ -14,3 +14,12 @@ class Exit(enum.IntEnum):
     FAILED = 1  # some action failed or was refused; docker-config --check: file differs
     USAGE = 2  # bad config, bad input or usage: nothing was changed
     LOCKED = 3  # another pass holds the lock
+
+
+class Nagios(enum.IntEnum):
+    """``nodeguard check``'s exit codes: the Nagios/Icinga plugin convention."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3

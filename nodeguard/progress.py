@@ -41,6 +41,10 @@ class NoProgress:
 NO_PROGRESS = NoProgress()
 
 
+DELAY = 1.0  # seconds of work before the line appears (a quick command shows nothing)
+INTERVAL = 0.2  # seconds between two redraws, at least
+
+
 class TerminalProgress:
     """Redraws ``label: files 1200, bytes 4.8Mi`` on ``stream`` once ``delay`` passed."""
 
@@ -50,15 +54,15 @@ class TerminalProgress:
         label: str,
         *,
         clock: Callable[[], float] = time.monotonic,
-        delay: float = 1.0,
-        interval: float = 0.2,
+        delay: float | None = None,
+        interval: float | None = None,
     ) -> None:
         self.stream = stream
         self.label = label
         self.clock = clock
         self.start = clock()
-        self.delay = delay
-        self.interval = interval
+        self.delay = DELAY if delay is None else delay
+        self.interval = INTERVAL if interval is None else interval
         self.shown_at: float | None = None
         self.width = 0
 

@@ -30,7 +30,7 @@ def rotation_pass(ctx: Context) -> Outcome:
     """The full pass over every policy (locked; a dry run takes no lock, writes nothing)."""
     from nodeguard.rotation.context import PassOptions
 
-    return run_rotation(ctx, PassOptions(dry_run=ctx.dry_run))
+    return run_rotation(ctx, PassOptions(dry_run=ctx.dry_run, progress=ctx.progress))
 
 
 def run_rotation(ctx: Context, options: PassOptions) -> Outcome:

@@ -66,7 +66,8 @@ def run_once(config: Config, *, dry_run: bool, as_json: bool, world: World | Non
     results: list[tuple[Part, Outcome]] = []
     for part in table():
         if part.in_once:
-            results.append((part, _run_part(part, config, world, dry_run, results)))
+            outcome = _run_part(part, config, world, results, dry_run=dry_run, as_json=as_json)
+            results.append((part, outcome))
     for part, outcome in results:
         if outcome.exit in (Exit.LOCKED, Exit.USAGE) or "error" in outcome.summary:
             print(f"nodeguard: {part.name}: {outcome.text.strip()}", file=sys.stderr)
@@ -78,13 +79,22 @@ def run_once(config: Config, *, dry_run: bool, as_json: bool, world: World | Non
 
 
 def _run_part(
-    part: Part, config: Config, world: World, dry_run: bool, results: list[tuple[Part, Outcome]]
+    part: Part,
+    config: Config,
+    world: World,
+    results: list[tuple[Part, Outcome]],
+    *,
+    dry_run: bool,
+    as_json: bool,
 ) -> Outcome:
     from nodeguard.daemon.parts import Context, Outcome
+    from nodeguard.progress import progress_for
 
     inbox = tuple(e for _, o in results for e in o.events) if part.consumes else ()
+    progress = progress_for(sys.stderr, part.name, enabled=not as_json)
+    ctx = Context(config, world, dry_run=dry_run, inbox=inbox, render=True, progress=progress)
     try:
-        return part.run(Context(config, world, dry_run=dry_run, inbox=inbox, render=True))
+        return part.run(ctx)
     except Exception as exc:  # one part failing must not stop the others
         error = f"{type(exc).__name__}: {exc}"
         return Outcome(
@@ -93,6 +103,8 @@ def _run_part(
             data={"error": error},
             exit=Exit.FAILED,
         )
+    finally:
+        progress.done()
 
 
 def _once_text(results: list[tuple[Part, Outcome]], dry_run: bool) -> str:

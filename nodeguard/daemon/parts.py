@@ -21,6 +21,7 @@ from typing import Any
 from nodeguard.config.model import Config
 from nodeguard.events import Event, Severity
 from nodeguard.exitcodes import Exit
+from nodeguard.progress import NO_PROGRESS, Progress
 from nodeguard.world import World
 
 
@@ -48,6 +49,7 @@ class Context:
     inbox: tuple[Event, ...] = ()
     render: bool = False  # run --once: fill Outcome.text and .data (the daemon does not)
     serving: bool = False  # the running daemon (it serves /metrics); run --once does not
+    progress: Progress = field(default=NO_PROGRESS, compare=False)  # run --once on a tty
 
 
 @dataclass(frozen=True)

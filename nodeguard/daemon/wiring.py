@@ -53,9 +53,9 @@ def journal(ctx: Context) -> Outcome:
     try:
         if ctx.dry_run:
             since = ctx.world.now() - timedelta(seconds=ctx.config.journal.lookback)
-            result = scan(ctx.config, ctx.world, since, sink=kept)
+            result = scan(ctx.config, ctx.world, since, sink=kept, progress=ctx.progress)
         else:
-            result = follow_once(ctx.config, ctx.world, sink=kept)
+            result = follow_once(ctx.config, ctx.world, sink=kept, progress=ctx.progress)
     except LockBusy as exc:
         return _skipped("journal", f"another follower holds the lock: {exc}")
     except StateDirUnsafe as exc:

@@ -13,11 +13,11 @@ import json
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from nodeguard.exitcodes import Exit, Nagios
+
 if TYPE_CHECKING:  # the work modules load only when a command runs: a fast CLI start
     from nodeguard.config.model import Config
     from nodeguard.world import World
-
-UNKNOWN = 3
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "config or bad arguments exit 3 (UNKNOWN).",
     )
     check.add_argument("--json", action="store_true", help="print a machine-readable status")
-    check.set_defaults(handler=check_handler, config_error_exit=UNKNOWN)
+    check.set_defaults(handler=check_handler, config_error_exit=Nagios.UNKNOWN)
 
 
 def disk_handler(args: argparse.Namespace, config: Config) -> int:
@@ -57,7 +57,7 @@ def run_disk(
         out.write(json.dumps(result.to_json(), indent=2) + "\n")
     else:
         out.write(render_text(result, chart=out.isatty()))
-    return 0
+    return Exit.OK
 
 
 def run_check(
@@ -70,7 +70,7 @@ def run_check(
         result = disk_cycle(config, world, dry_run=True)
     except Exception as exc:  # a plugin must answer UNKNOWN, never a traceback
         out.write(f"NODEGUARD DISK UNKNOWN - {type(exc).__name__}: {exc}\n")
-        return UNKNOWN
+        return Nagios.UNKNOWN
     code, checks = check(result)
     if args.json:
         out.write(json.dumps(check_json(result, code, checks), indent=2) + "\n")

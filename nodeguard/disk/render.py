@@ -13,6 +13,7 @@ from nodeguard.config.sections.disk import DiskConfig
 from nodeguard.config.units import format_size
 from nodeguard.disk.cycle import DiskResult, FsReport
 from nodeguard.disk.rules import consumer_text, duration_text
+from nodeguard.exitcodes import Nagios
 
 CHART_ROWS = 6
 CHART_HISTORY = 36
@@ -142,8 +143,7 @@ def _cell(value: float, row: int) -> str:
 
 # --- nodeguard check (Nagios) ----------------------------------------------------------------
 
-OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
-STATUS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
+STATUS: dict[int, str] = {code: code.name for code in Nagios}  # codes: exitcodes.Nagios
 
 
 @dataclass(frozen=True)
@@ -158,21 +158,24 @@ def check(result: DiskResult) -> tuple[int, list[FsCheck]]:
     checks: list[FsCheck] = []
     for r in result.filesystems:
         if r.usage is None:
-            checks.append(FsCheck(r, UNKNOWN, ()))
+            checks.append(FsCheck(r, Nagios.UNKNOWN, ()))
             continue
         live = tuple(
             a for a in result.alerts_of(r.fs) if a.status in (Status.PENDING, Status.FIRING)
         )
-        code = max((CRITICAL if a.severity == "critical" else WARNING for a in live), default=OK)
+        code = max(
+            (Nagios.CRITICAL if a.severity == "critical" else Nagios.WARNING for a in live),
+            default=Nagios.OK,
+        )
         checks.append(FsCheck(r, code, live))
     if not checks:
-        return UNKNOWN, checks
+        return Nagios.UNKNOWN, checks
     return max(c.code for c in checks), checks
 
 
 def nagios_text(result: DiskResult, code: int, checks: Sequence[FsCheck], cfg: DiskConfig) -> str:
-    crit = sum(1 for c in checks if c.code == CRITICAL)
-    warn = sum(1 for c in checks if c.code == WARNING)
+    crit = sum(1 for c in checks if c.code == Nagios.CRITICAL)
+    warn = sum(1 for c in checks if c.code == Nagios.WARNING)
     head = (
         f"NODEGUARD DISK {STATUS[code]} - {crit} critical, {warn} warning, "
         f"{len(checks)} filesystems"

@@ -15,14 +15,15 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TextIO
 
+from nodeguard.exitcodes import Exit
+
 if TYPE_CHECKING:  # the work modules load only when this command runs
     from nodeguard.config.model import Config
     from nodeguard.events import Event
     from nodeguard.journal.model import JournalResult
     from nodeguard.journal.retention import Usage, VacuumResult
+    from nodeguard.progress import Progress
     from nodeguard.world import World
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -69,15 +70,15 @@ def run(args: argparse.Namespace, config: Config, world: World, out: TextIO, err
         return action[args.journal_command](args, config, world, out, err)
     except LockBusy as exc:
         print(f"nodeguard: {exc}", file=err)
-        return EXIT_LOCKED
+        return Exit.LOCKED
     except StateDirUnsafe as exc:
         print(f"nodeguard: unsafe state folder: {exc}; nothing was changed", file=err)
-        return EXIT_USAGE
+        return Exit.USAGE
     except LockUnusable as exc:
         print(f"nodeguard: {exc.filename}: {exc.strerror}; nothing was changed", file=err)
-        return EXIT_USAGE
+        return Exit.USAGE
     except KeyboardInterrupt:
-        return EXIT_OK
+        return Exit.OK
 
 
 # --- scan and follow ----------------------------------------------------------------------
@@ -108,10 +109,12 @@ def _scan(args: argparse.Namespace, config: Config, world: World, out: TextIO, e
         since = parse_since(args.since, now) if args.since else None
     except ValueError as exc:
         print(f"nodeguard: --since: {exc}", file=err)
-        return EXIT_USAGE
+        return Exit.USAGE
     start = since or now - timedelta(seconds=config.journal.lookback)
     if not args.json:
-        return _exit_code(scan(config, world, start, sink=_TextPrinter(out, err)))
+        progress = _progress(err, "journal scan")
+        printer = _TextPrinter(out, err, progress)
+        return _exit_code(scan(config, world, start, sink=printer, progress=progress))
     kept = _Collector()  # every event, not only the ones a JournalResult keeps
     result = scan(config, world, start, sink=kept)
     out.write(json.dumps(result_document(replace(result, events=tuple(kept.events))), indent=2))
@@ -132,11 +135,22 @@ def _follow(
 ) -> int:
     from nodeguard.journal.follow import follow_live, follow_once
 
-    printer = _JsonLinesPrinter(out, err) if args.json else _TextPrinter(out, err)
+    if args.json:
+        printer: _JsonLinesPrinter | _TextPrinter = _JsonLinesPrinter(out, err)
+    else:
+        progress = _progress(err, "journal follow") if args.once else None
+        printer = _TextPrinter(out, err, progress)
     if args.once:
-        return _exit_code(follow_once(config, world, sink=printer))
+        return _exit_code(follow_once(config, world, sink=printer, progress=printer.progress))
     _stop_on_signals(world)
     return _exit_code(follow_live(config, world, printer))
+
+
+def _progress(err: TextIO, label: str) -> Progress:
+    """Entries read so far, on ``err`` when it is a terminal (never with --json)."""
+    from nodeguard.progress import progress_for
+
+    return progress_for(err, label)
 
 
 def _stop_on_signals(world: World) -> None:
@@ -155,7 +169,7 @@ def _exit_code(result: JournalResult) -> int:
 
     failed = (JournalKind.UNAVAILABLE, JournalKind.STATE_UNWRITABLE, JournalKind.READ_ERROR)
     problems = [e for e in result.events if e.kind in failed and e.severity >= Severity.WARNING]
-    return EXIT_FAILED if problems and result.entries_read == 0 else EXIT_OK
+    return Exit.FAILED if problems and result.entries_read == 0 else Exit.OK
 
 
 def _is_match(event: Event) -> bool:
@@ -201,12 +215,20 @@ def _iso(seconds: float) -> str:
 
 
 class _TextPrinter:
-    """Matches to stdout, one line each; other events to stderr. Flushed per batch."""
+    """Matches to stdout, one line each; other events to stderr. Flushed per batch.
 
-    def __init__(self, out: TextIO, err: TextIO) -> None:
+    A progress line on stderr is taken away before a batch's lines are written (stdout and
+    stderr are often the same terminal); the next update draws it again below them."""
+
+    def __init__(self, out: TextIO, err: TextIO, progress: Progress | None = None) -> None:
+        from nodeguard.progress import NO_PROGRESS
+
         self.out, self.err = out, err
+        self.progress = progress or NO_PROGRESS
 
     def __call__(self, events: Sequence[Event]) -> None:
+        if events:
+            self.progress.done()
         for event in events:
             if _is_match(event):
                 facts = event.facts
@@ -226,7 +248,10 @@ class _JsonLinesPrinter:
     """One JSON object per event and line (matches with rule, unit, message, cursor, time)."""
 
     def __init__(self, out: TextIO, err: TextIO) -> None:
+        from nodeguard.progress import NO_PROGRESS
+
         self.out = out
+        self.progress: Progress = NO_PROGRESS  # --json: never a progress line
 
     def __call__(self, events: Sequence[Event]) -> None:
         for event in events:
@@ -246,7 +271,7 @@ def _usage(args: argparse.Namespace, config: Config, world: World, out: TextIO, 
         out.write(json.dumps(usage.as_dict(), indent=2) + "\n")
     else:
         out.write(_usage_text(usage))
-    return EXIT_OK
+    return Exit.OK
 
 
 def _usage_text(usage: Usage) -> str:
@@ -271,7 +296,7 @@ def _vacuum(
             "nothing was changed",
             file=err,
         )
-        return EXIT_OK
+        return Exit.OK
     result = enforce_retention(config, world, dry_run=args.dry_run)
     if args.json:
         out.write(json.dumps(_vacuum_document(result), indent=2) + "\n")
@@ -280,7 +305,7 @@ def _vacuum(
     failures = [e for e in result.events if str(e.kind) == "vacuum-failed"]
     for event in failures:
         print(f"nodeguard: {event.reason}", file=err)
-    return EXIT_FAILED if failures else EXIT_OK
+    return Exit.FAILED if failures else Exit.OK
 
 
 def _vacuum_document(result: VacuumResult) -> dict[str, Any]:

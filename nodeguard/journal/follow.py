@@ -29,6 +29,7 @@ from nodeguard.journal.reader import INVALIDATE, Batch, JournalReader, JournalUn
 from nodeguard.journal.rules import Evaluator, RuleSet, RuleState, rule_state_from_json
 from nodeguard.journal.state import FollowState
 from nodeguard.journal.textlogs import TextLogReader
+from nodeguard.progress import NO_PROGRESS, Progress
 from nodeguard.state import ensure_state_dir
 from nodeguard.world import World
 
@@ -45,10 +46,18 @@ REOPEN_ENTRIES = 50_000  # entries read before the reader is reopened (bounds ma
 class _Run:
     """One follow or scan: the readers, the rules' evaluator, counters, collected events."""
 
-    def __init__(self, config: Config, world: World, sink: EventSink | None, save: bool) -> None:
+    def __init__(
+        self,
+        config: Config,
+        world: World,
+        sink: EventSink | None,
+        save: bool,
+        progress: Progress = NO_PROGRESS,
+    ) -> None:
         self.cfg: JournalConfig = config.journal
         self.state_dir: Path = config.state_dir
         self.world, self.sink, self.save_state = world, sink, save
+        self.progress = progress
         self.counts = Counts()
         self.events: list[Event] = []
         self._pending: list[Event] = []
@@ -131,6 +140,7 @@ class _Run:
                 return True
             self.read += batch.read
             self._since_open += batch.read
+            self.progress.update(entries_read=self.read)
             if not self.finish_batch(batch):
                 return False
             if batch.at_end:
@@ -172,6 +182,7 @@ class _Run:
             self.ev, self.counts, self.saved.text, int(now * 1e6), TEXT_BATCH_BYTES
         )
         self.read += batch.read
+        self.progress.update(entries_read=self.read)
         self.events_in(batch.events)
         return self.deliver(replace(self.saved, text=batch.offsets), now)
 
@@ -233,12 +244,19 @@ class _Run:
         )
 
     def close(self) -> None:
+        self.progress.done()
         if self.reader is not None:
             self.reader.close()
 
 
-def _start(config: Config, world: World, sink: EventSink | None, save: bool) -> _Run:
-    run = _Run(config, world, sink, save)
+def _start(
+    config: Config,
+    world: World,
+    sink: EventSink | None,
+    save: bool,
+    progress: Progress = NO_PROGRESS,
+) -> _Run:
+    run = _Run(config, world, sink, save, progress)
     if save:
         ensure_state_dir(config.state_dir, world.euid)
         run.load_state()
@@ -247,16 +265,22 @@ def _start(config: Config, world: World, sink: EventSink | None, save: bool) -> 
 
 
 def follow_once(
-    config: Config, world: World, *, sink: EventSink | None = None, limit: int | None = None
+    config: Config,
+    world: World,
+    *,
+    sink: EventSink | None = None,
+    limit: int | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> JournalResult:
     """From the saved cursor (or the lookback) to the end, or ``limit`` entries.
 
     Takes the follower lock (LockBusy when another follower runs) and the state folder
     check (StateDirUnsafe). ``sink`` receives each batch's events before its cursor is
-    saved; the result holds them too (up to RESULT_EVENTS_MAX).
+    saved; the result holds them too (up to RESULT_EVENTS_MAX). ``progress`` gets the
+    entries read so far after each batch.
     """
     with saved_state.follow_lock(_ready(config, world)):
-        run = _start(config, world, sink, save=True)
+        run = _start(config, world, sink, save=True, progress=progress)
         try:
             run.position(None)
             if run.journal_batches(limit) and run.text_batches():
@@ -322,10 +346,15 @@ def _wait(run: _Run) -> None:
 
 
 def scan(
-    config: Config, world: World, since: datetime, *, sink: EventSink | None = None
+    config: Config,
+    world: World,
+    since: datetime,
+    *,
+    sink: EventSink | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> JournalResult:
     """The rules over the journal from ``since`` to now; no state is read or changed."""
-    run = _start(config, world, sink, save=False)
+    run = _start(config, world, sink, save=False, progress=progress)
     try:
         run.position(since)
         run.journal_batches(None)

@@ -27,7 +27,14 @@ def run_rotation(args: argparse.Namespace, config: Config, world: World | None =
             file=sys.stderr,
         )
         return Exit.USAGE
-    options = PassOptions(dry_run=args.dry_run, force=getattr(args, "force", False), policies=names)
+    from nodeguard.progress import progress_for
+
+    options = PassOptions(
+        dry_run=args.dry_run,
+        force=getattr(args, "force", False),
+        policies=names,
+        progress=progress_for(sys.stderr, "rotate", enabled=not args.json),
+    )
     try:
         report = run_rotation_pass(config, options, world or World())
     except LockBusy as exc:

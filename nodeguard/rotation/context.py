@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from nodeguard.config.model import Policy
 from nodeguard.events import Event
+from nodeguard.progress import NO_PROGRESS, Progress
 from nodeguard.rotation.guards import FileId, Guards, SharedKey
 from nodeguard.rotation.intents import IntentStore
 from nodeguard.rotation.report import Result, RotationKind, rotation_event
@@ -36,6 +37,37 @@ class PassOptions:
     dry_run: bool = False
     force: bool = False
     policies: tuple[str, ...] = ()  # only these (empty: all)
+    # where the pass reports files scanned and bytes compressed as it goes (the CLI
+    # passes a terminal's line; the engine never knows where, or whether, it shows)
+    progress: Progress = field(default=NO_PROGRESS, compare=False)
+
+
+class PassProgress:
+    """The pass's running counts, fed from the pass and its compression threads."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._shown = progress is not NO_PROGRESS  # the daemon's passes: not even counted
+        self._lock = threading.Lock()  # compression threads report too
+        self.files = 0
+        self.compressed = 0
+
+    def scanned(self) -> None:
+        if not self._shown:
+            return
+        with self._lock:
+            self.files += 1
+            self._show()
+
+    def compressed_bytes(self, size: int) -> None:
+        if not self._shown:
+            return
+        with self._lock:
+            self.compressed += size
+            self._show()
+
+    def _show(self) -> None:
+        self._progress.update(files_scanned=self.files, bytes_compressed=self.compressed)
 
 
 @dataclass(frozen=True)
@@ -50,6 +82,7 @@ class PassContext:
     protected: frozenset[tuple[int, int, str]] = frozenset()
     # (rotated folder device, inode, live name) -> the live logs that would share it
     shared: Mapping[SharedKey, tuple[str, ...]] = field(default_factory=dict)
+    progress: PassProgress = field(default_factory=lambda: PassProgress(NO_PROGRESS))
 
     @property
     def dry_run(self) -> bool:

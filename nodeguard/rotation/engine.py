@@ -20,6 +20,7 @@ from nodeguard.rotation.context import (
     Jobs,
     PassContext,
     PassOptions,
+    PassProgress,
     PolicyContext,
     Rotation,
     Sink,
@@ -67,6 +68,7 @@ def run_pass(
         intents,
         _identities(protected),
         shared_rotated_names(config),
+        PassProgress(options.progress),
     )
     seen: dict[tuple[int, int], str] = {}
     for policy in config.policies:
@@ -212,6 +214,7 @@ def _log(
     group: tuple[list[naming.RotatedName], list[str]],
 ) -> None:
     rotated, temps = group
+    pc.ctx.progress.scanned()
     if (log.st.st_dev, log.st.st_ino) in sink.handled:  # another glob of this policy
         reason = f"already handled by policy {pc.policy.name}"
         sink.add(log.path, RotationKind.SKIP, SKIPPED, reason, bytes_before=log.st.st_size)

@@ -1,19 +1,23 @@
 """Named crash points for the crash-safety trials.
 
 ``point(name)`` does nothing unless the environment variable ``NODEGUARD_FAULT`` is
-``"name:N"`` (read once, at import): then the Nth time the point named ``name`` is
-reached, the process kills itself with SIGKILL, exactly as a power cut or the OOM
-killer would stop it between two sub-steps. Unset, a point costs one comparison.
+``"name:N"``: then the Nth time the point named ``name`` is reached, the process kills
+itself with SIGKILL, exactly as a power cut or the OOM killer would stop it between two
+sub-steps. The variable is read where a point is reached (never at import), so the value
+in force is the caller's; unset, a point costs one lookup.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import threading
+from collections import Counter
 
 ENV = "NODEGUARD_FAULT"
+
+_hits: Counter[tuple[str, int]] = Counter()  # per armed target: a new value counts afresh
+_lock = threading.Lock()  # compression threads reach points too
 
 
 def _parse(value: str | None) -> tuple[str, int] | None:
@@ -26,20 +30,17 @@ def _parse(value: str | None) -> tuple[str, int] | None:
     return name, int(count)
 
 
-_target = _parse(os.environ.get(ENV))
-_hits = itertools.count(1)
-_lock = threading.Lock()  # compression threads reach points too
-
-
 def point(name: str) -> None:
     """A place where a crash must be survivable; SIGKILL here when armed for it."""
-    if _target is None or _target[0] != name:
+    target = armed()
+    if target is None or target[0] != name:
         return
     with _lock:
-        if next(_hits) == _target[1]:
+        _hits[target] += 1
+        if _hits[target] == target[1]:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
 def armed() -> tuple[str, int] | None:
     """The point and hit count this process will die at, if any (for reports and tests)."""
-    return _target
+    return _parse(os.environ.get(ENV))

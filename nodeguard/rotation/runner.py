@@ -49,13 +49,15 @@ class StateUnusable(Exception):
 
 def run_rotation_pass(config: Config, options: PassOptions, world: World) -> Report:
     """One rotation pass; raises LockBusy (another pass runs) or StateUnusable."""
-    if options.dry_run:
-        report = run_pass(config, options, world)  # no lock, no state: nothing is written
-    else:
-        try:
+    try:
+        if options.dry_run:
+            report = run_pass(config, options, world)  # no lock, no state: nothing is written
+        else:
             report = _locked_pass(config, options, world)
-        except (StateDirUnsafe, LockUnusable) as exc:
-            raise StateUnusable(str(exc)) from None
+    except (StateDirUnsafe, LockUnusable) as exc:
+        raise StateUnusable(str(exc)) from None
+    finally:
+        options.progress.done()
     for event in report.events:  # a level nobody logs costs one lookup, not a record
         if _log.isEnabledFor(event.severity.log_level):
             log_event(_log, event)

@@ -341,7 +341,7 @@ def compress(pc: PolicyContext, sink: Sink, log: LiveLog, step: Step) -> None:
         sink.events.append(event(PLANNED))
         return
     level, fd, name = policy.compress_level, os.dup(log.rotated_dir.fd), step.name
-    links = policy.allow_hardlinks
+    links, progress = policy.allow_hardlinks, pc.ctx.progress
 
     def job() -> Event:
         try:
@@ -350,6 +350,7 @@ def compress(pc: PolicyContext, sink: Sink, log: LiveLog, step: Step) -> None:
             return event(FAILED, error=err(exc))
         finally:
             os.close(fd)
+        progress.compressed_bytes(step.size or 0)
         return event(DONE, size)
 
     pc.jobs.submit(job)
