@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from nodeguard.alerts.metrics import (
     Counters,
+    Sample,
     count_delivery,
     count_events,
     load_counters,
@@ -86,13 +87,15 @@ class Deliverer:
         *,
         dry_run: bool = False,
         server: MetricsServer | None = None,
+        extra: Sequence[Sample] = (),
     ) -> DeliveryReport:
+        """One round; ``extra`` are other concerns' metric samples (the journal's)."""
         events: list[Event] = []
         if dry_run:
             return DeliveryReport(())
         try:
             ensure_state_dir(config.state_dir, world.euid)
-            return self._round(config, world, result, server, events)
+            return self._round(config, world, result, server, events, extra=extra)
         except (StateDirUnsafe, StateBusy, OSError) as exc:
             _event(
                 events,
@@ -111,6 +114,8 @@ class Deliverer:
         result: DiskResult | None,
         server: MetricsServer | None,
         events: list[Event],
+        *,
+        extra: Sequence[Sample] = (),
     ) -> DeliveryReport:
         now = world.timestamp()
         with state_lock(config.state_dir):
@@ -120,7 +125,7 @@ class Deliverer:
             _event(
                 events, world, DeliveryKind.PROBLEM, "spool", severity=Severity.WARNING, reason=p
             )
-        snapshot = snapshot_of(result, counters, spool.sizes())
+        snapshot = snapshot_of(result, counters, spool.sizes(), extra)
         if server is not None:
             server.update(snapshot)
         firing = tuple(a for a in _alerts(config, result) if a.status is Status.FIRING)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nodeguard.alerts.model import AlertState, Status
 from nodeguard.events import Event, Severity
@@ -189,15 +189,34 @@ class Snapshot:
     alerts: tuple[AlertState, ...] = ()
     counters: Counters = field(default_factory=Counters)
     spool: Mapping[str, int] = field(default_factory=dict)  # sink -> queued notifications
+    extra: tuple[Sample, ...] = ()  # other concerns' samples (the journal's counters, lag)
+
+
+class Sample(Protocol):
+    """One metric value another concern hands over (e.g. journal.model.MetricSample)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...  # "counter" or "gauge"
+    @property
+    def help(self) -> str: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+    @property
+    def value(self) -> float: ...
 
 
 def snapshot_of(
-    result: DiskResult | None, counters: Counters, spool: Mapping[str, int]
+    result: DiskResult | None,
+    counters: Counters,
+    spool: Mapping[str, int],
+    extra: Sequence[Sample] = (),
 ) -> Snapshot:
     """The snapshot for the latest disk evaluation (None: counters only)."""
     if result is None:
-        return Snapshot(counters=counters, spool=spool)
-    return Snapshot(result.fs_metrics(), result.alerts, counters, spool)
+        return Snapshot(counters=counters, spool=spool, extra=tuple(extra))
+    return Snapshot(result.fs_metrics(), result.alerts, counters, spool, tuple(extra))
 
 
 def _family(kind: str, name: str, doc: str, labels: Sequence[str]) -> Any:
@@ -236,6 +255,22 @@ def families(snap: Snapshot) -> Iterator[Any]:
     for sink, n in sorted(snap.spool.items()):
         spool.add_metric([sink], float(n))
     yield spool
+    yield from _extra_families(snap.extra)
+
+
+def _extra_families(samples: Sequence[Sample]) -> Iterator[Any]:
+    """Other concerns' samples, one family per metric name (labels from its first sample)."""
+    built: dict[str, tuple[Any, tuple[str, ...]]] = {}
+    for sample in samples:
+        name = sample.name.removesuffix("_total") if sample.type == "counter" else sample.name
+        if name not in built:
+            keys = tuple(sorted(sample.labels))
+            built[name] = (_family(sample.type, name, sample.help, keys), keys)
+        family, keys = built[name]
+        if tuple(sorted(sample.labels)) == keys:
+            family.add_metric([sample.labels[k] for k in keys], float(sample.value))
+    for family, _ in built.values():
+        yield family
 
 
 def _fs_families(filesystems: Sequence[FsMetrics]) -> Iterator[Any]:

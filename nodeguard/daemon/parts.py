@@ -108,6 +108,8 @@ def table() -> tuple[Part, ...]:
     Built once per daemon, so a part with memory (the size watch) keeps it across
     reloads.
     """
+    import functools
+
     from nodeguard.daemon import adapters, wiring
     from nodeguard.daemon.sizewatch import SizeWatch
 
@@ -138,7 +140,7 @@ def table() -> tuple[Part, ...]:
         Part(
             "journal",
             lambda c: c.daemon.journal_interval,
-            wiring.journal,
+            functools.partial(wiring.journal, on_metrics=alert_path.add_journal_metrics),
             lane="journal",
             doc="journald (or text logs) from the saved cursor through the rules",
         ),

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from nodeguard.alerts.deliver import Deliverer
     from nodeguard.alerts.endpoint import MetricsServer
     from nodeguard.disk.cycle import DiskResult
+    from nodeguard.journal.model import JournalMetrics
 
 log = logging.getLogger("nodeguard.daemon")
 INBOX_EVENTS = 10_000  # events of one journal run passed on (the loop's inbox holds as many)
@@ -44,8 +45,12 @@ INBOX_EVENTS = 10_000  # events of one journal run passed on (the loop's inbox h
 # --- journal ---------------------------------------------------------------------------
 
 
-def journal(ctx: Context) -> Outcome:
-    """Follow from the saved cursor to the end (dry run: the rules over the lookback)."""
+def journal(ctx: Context, on_metrics: Callable[[JournalMetrics], None] | None = None) -> Outcome:
+    """Follow from the saved cursor to the end (dry run: the rules over the lookback).
+
+    ``on_metrics`` receives the run's metrics (not a dry run's): the alert path adds
+    them up for /metrics and the textfile.
+    """
     from nodeguard.journal.command import result_document
     from nodeguard.journal.follow import follow_once, scan
 
@@ -62,6 +67,8 @@ def journal(ctx: Context) -> Outcome:
         return _failed("journal", f"unsafe state folder: {exc}")
     events = tuple(kept.events)
     result = replace(result, events=events)
+    if on_metrics is not None and not ctx.dry_run:
+        on_metrics(result.metrics)
     summary = {
         "entries_read": result.entries_read,
         "matches": sum(1 for _ in result.matches()),
@@ -143,7 +150,13 @@ class AlertPath:
         self._deliverer: Deliverer | None = None
         self._server: MetricsServer | None = None
         self._listen: tuple[str, int] | None = None
+        self._journal: JournalMetrics | None = None  # summed over the daemon's journal runs
         self._lock = threading.Lock()
+
+    def add_journal_metrics(self, metrics: JournalMetrics) -> None:
+        """Add one journal run's counters (gauges: the latest) for /metrics and the textfile."""
+        with self._lock:
+            self._journal = metrics if self._journal is None else self._journal.plus(metrics)
 
     def disk(self, ctx: Context) -> Outcome:
         """Sample, forecast, reclaim when critical, evaluate the alerts (the inbox included)."""
@@ -185,8 +198,9 @@ class AlertPath:
             if self._deliverer is None:
                 self._deliverer = Deliverer()
             events = list(self._serve_metrics(ctx)) if ctx.serving else []
+            extra = self._journal.samples() if self._journal is not None else ()
             report = self._deliverer.deliver(
-                ctx.config, ctx.world, self._latest, server=self._server
+                ctx.config, ctx.world, self._latest, server=self._server, extra=extra
             )
         events += report.events
         summary = {"sent": dict(report.sent), "failed": dict(report.failed), "busy": report.busy}

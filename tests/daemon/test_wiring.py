@@ -153,7 +153,18 @@ def test_the_daemon_delivers_journal_alerts_and_serves_metrics(
         )
         assert 'nodeguard_last_pass_timestamp_seconds{part="disk"}' in text
         assert 'nodeguard_events_total{kind="match",severity="error",source="journal"}' in text
-        assert (tmp_path / "textfile" / "nodeguard.prom").exists()
+        # The journal's own metrics, summed over the daemon's runs: per-rule matches,
+        # entries per unit and priority, the reader's lag.
+        text = wait_for(
+            lambda: (m := metrics()) and "nodeguard_journal_matches_total{" in m and m,
+            20,
+            "/metrics with the journal's metrics",
+        )
+        assert 'nodeguard_journal_matches_total{rule="EvictingPods"} 1.0' in text
+        assert 'nodeguard_journal_entries_total{priority="6",unit="kubelet.service"}' in text
+        assert "nodeguard_journal_reader_lag_seconds " in text
+        prom = tmp_path / "textfile" / "nodeguard.prom"
+        wait_for(lambda: "nodeguard_journal_matches_total{" in prom.read_text(), 20, "textfile")
         assert daemon.stop() == 0
 
 
