@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
-import hashlib
 import os
 import stat
 import struct
@@ -161,6 +160,8 @@ def choose_cut(fd: int, size: int, unit: int) -> Cut:
 
 
 def _sha_range(fd: int, start: int, length: int) -> str:
+    import hashlib  # here: OpenSSL's libcrypto costs ~3.5 MiB of RSS once loaded
+
     digest = hashlib.sha256()
     for data in _chunks(fd, start, length):
         digest.update(data)
@@ -176,6 +177,8 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
 
 def _copy_prefix(src_fd: int, dst_fd: int, length: int) -> str:
     """Copy src[0:length) to dst (holes stay holes), fsync dst; return the sha256."""
+    import hashlib  # here: OpenSSL's libcrypto costs ~3.5 MiB of RSS once loaded
+
     os.ftruncate(dst_fd, 0)  # a retry with a larger unit copies afresh
     digest = hashlib.sha256()
     zero = memoryview(bytes(_CHUNK))

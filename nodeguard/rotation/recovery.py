@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import grp
-import hashlib
 import os
 import pwd
 import stat
@@ -390,6 +389,8 @@ def _untruncated(
 
 
 def _digest(fd: int, length: int) -> str:
+    import hashlib  # here: OpenSSL's libcrypto costs ~3.5 MiB of RSS once loaded
+
     digest = hashlib.sha256()
     offset = 0
     while offset < length:

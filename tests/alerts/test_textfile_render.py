@@ -52,14 +52,27 @@ def test_the_textfile_is_what_prometheus_client_would_write() -> None:
         assert render_text(snap) == expected
 
 
-def test_writing_the_textfile_imports_no_prometheus_client_ssl_or_http_server() -> None:
+def test_the_daemon_imports_no_prometheus_client_ssl_http_server_or_openssl_hashlib() -> None:
     code = (
         "import sys\n"
         "from nodeguard.alerts.metrics import Snapshot, render_text\n"
         "import nodeguard.alerts.textfile, nodeguard.daemon.loop, nodeguard.daemon.wiring\n"
+        "import nodeguard.disk.cycle, nodeguard.journal.follow, nodeguard.rotation.engine\n"
+        "import nodeguard.rotation.recovery, nodeguard.rotation.lossless, nodeguard.alerts.model\n"
         "assert render_text(Snapshot()).startswith(b'# HELP')\n"
-        "heavy = ('prometheus_client', 'ssl', 'http.server')\n"
+        "heavy = ('prometheus_client', 'ssl', 'http.server', '_hashlib')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_builtin_sha256_gives_hashlibs_digests() -> None:
+    import hashlib
+
+    from nodeguard.digest import sha256
+
+    for data in (b"", b"abc", bytes(range(256)) * 1000):
+        h = sha256()
+        h.update(data)
+        assert h.hexdigest() == sha256(data).hexdigest() == hashlib.sha256(data).hexdigest()
