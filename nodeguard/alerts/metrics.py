@@ -219,11 +219,67 @@ def snapshot_of(
     return Snapshot(result.fs_metrics(), result.alerts, counters, spool, tuple(extra))
 
 
-def _family(kind: str, name: str, doc: str, labels: Sequence[str]) -> Any:
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+class Family:
+    """One metric family being built: its samples in the order added.
 
-    cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
-    return cls(name, doc, labels=list(labels))
+    Rendering the textfile needs no prometheus-client (whose import pulls in http.server,
+    urllib and ssl: about 12 MiB of a daemon that only writes a file); the /metrics
+    endpoint converts these to prometheus-client's core families (:meth:`to_client`).
+    """
+
+    __slots__ = ("doc", "kind", "labels", "name", "samples")
+
+    def __init__(self, kind: str, name: str, doc: str, labels: Sequence[str]) -> None:
+        self.kind, self.name, self.doc, self.labels = kind, name, doc, tuple(labels)
+        self.samples: list[tuple[tuple[str, ...], float]] = []
+
+    def add_metric(self, values: Sequence[str], value: float) -> None:
+        self.samples.append((tuple(values), float(value)))
+
+    def to_client(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        cls = CounterMetricFamily if self.kind == "counter" else GaugeMetricFamily
+        fam = cls(self.name, self.doc, labels=list(self.labels))
+        for values, value in self.samples:
+            fam.add_metric(list(values), value)
+        return fam
+
+    def text(self) -> str:
+        """The family in Prometheus's text format, as prometheus-client 0.16 writes it."""
+        name = f"{self.name}_total" if self.kind == "counter" else self.name
+        doc = self.doc.replace("\\", r"\\").replace("\n", r"\n")
+        lines = [f"# HELP {name} {doc}\n# TYPE {name} {self.kind}\n"]
+        for values, value in self.samples:
+            pairs = sorted(zip(self.labels, values, strict=False))
+            inner = ",".join(f'{k}="{_escape(v)}"' for k, v in pairs)
+            labels = f"{{{inner}}}" if inner else ""
+            lines.append(f"{name}{labels} {_go_float(value)}\n")
+        return "".join(lines)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _go_float(value: float) -> str:
+    """A float as Go (and so prometheus-client) prints it."""
+    if value == math.inf:
+        return "+Inf"
+    if value == -math.inf:
+        return "-Inf"
+    if math.isnan(value):
+        return "NaN"
+    s = repr(value)
+    dot = s.find(".")
+    if value > 0 and dot > 6:
+        mantissa = f"{s[0]}.{s[1:dot]}{s[dot + 1 :]}".rstrip("0.")
+        return f"{mantissa}e+0{dot - 1}"
+    return s
+
+
+def _family(kind: str, name: str, doc: str, labels: Sequence[str]) -> Family:
+    return Family(kind, name, doc, labels)
 
 
 _FS = ("mountpoint", "device", "fstype")
@@ -231,8 +287,8 @@ _EVENT_LABELS = ("source", "kind", "severity")
 _SINK_RESULT = ("sink", "result")
 
 
-def families(snap: Snapshot) -> Iterator[Any]:
-    """The metric families of a snapshot (prometheus-client core objects)."""
+def families(snap: Snapshot) -> Iterator[Family]:
+    """The metric families of a snapshot."""
     yield from _fs_families(snap.filesystems)
     alerts = _family(
         "gauge",
@@ -273,7 +329,7 @@ def _extra_families(samples: Sequence[Sample]) -> Iterator[Any]:
         yield family
 
 
-def _fs_families(filesystems: Sequence[FsMetrics]) -> Iterator[Any]:
+def _fs_families(filesystems: Sequence[FsMetrics]) -> Iterator[Family]:
     plain = (
         ("nodeguard_filesystem_size_bytes", "Filesystem size.", "size"),
         ("nodeguard_filesystem_avail_bytes", "Space available to unprivileged users.", "avail"),
@@ -320,7 +376,7 @@ def _fs_families(filesystems: Sequence[FsMetrics]) -> Iterator[Any]:
     yield growth
 
 
-def _counter_families(c: Counters) -> Iterator[Any]:
+def _counter_families(c: Counters) -> Iterator[Family]:
     tables: tuple[tuple[str, str, tuple[str, ...], Mapping[str, int]], ...] = (
         ("nodeguard_events", "Events reported by each concern.", _EVENT_LABELS, c.events),
         ("nodeguard_errors", "Events of severity error or worse.", ("source",), c.errors),
@@ -369,7 +425,7 @@ class SnapshotCollector:
         self.snap = snap  # one reference assignment: readers see the old or the new
 
     def collect(self) -> Iterator[Any]:
-        return families(self.snap)
+        return (f.to_client() for f in families(self.snap))
 
 
 def registry_for(collector: SnapshotCollector) -> CollectorRegistry:
@@ -382,11 +438,9 @@ def registry_for(collector: SnapshotCollector) -> CollectorRegistry:
 
 
 def render_text(snap: Snapshot) -> bytes:
-    """The snapshot in Prometheus's text format (for the textfile collector)."""
-    from prometheus_client import generate_latest
-
-    data: bytes = generate_latest(registry_for(SnapshotCollector(snap)))
-    return data
+    """The snapshot in Prometheus's text format (for the textfile collector); the same
+    bytes as prometheus-client's ``generate_latest``, without importing it."""
+    return "".join(f.text() for f in families(snap)).encode("utf-8")
 
 
 def finite_or_inf(value: float | None) -> float | None:

@@ -9,13 +9,14 @@ each transition into a :class:`Notification`, the one thing every sink delivers.
 from __future__ import annotations
 
 import enum
-import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
+
+from nodeguard.digest import sha256
 
 MAX_LABEL = 256  # characters of one label value
 MAX_ANNOTATION = 4096
@@ -35,7 +36,7 @@ def _frozen(values: Mapping[str, str]) -> Mapping[str, str]:
 def fingerprint(labels: Mapping[str, str]) -> str:
     """A stable id of a label set (what Alertmanager identifies an alert by)."""
     text = "\0".join(f"{k}\0{v}" for k, v in sorted(labels.items()))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return sha256(text.encode()).hexdigest()[:16]
 
 
 def rfc3339(ts: float) -> str:
@@ -186,7 +187,7 @@ class Notification:
 
 def notification_for(state: AlertState, at: float) -> Notification:
     """The notification of ``state``'s latest transition (firing or resolved)."""
-    digest = hashlib.sha256(f"{state.key}\0{state.status}\0{at!r}".encode()).hexdigest()[:32]
+    digest = sha256(f"{state.key}\0{state.status}\0{at!r}".encode()).hexdigest()[:32]
     resolved = state.status is Status.RESOLVED
     return Notification(
         id=digest,

@@ -211,15 +211,16 @@ class AlertPath:
 
     def _serve_metrics(self, ctx: Context) -> tuple[Event, ...]:
         """Start (or move, after a reload) the /metrics endpoint; stop it when unset."""
-        from nodeguard.alerts.deliver import DeliveryKind
-        from nodeguard.alerts.endpoint import start_metrics_server
-
         listen = ctx.config.alerts.metrics_listen
         if self._server is not None and listen != self._listen:
             self._server.close()
             self._server = None
         if listen is None or self._server is not None:
             return ()
+        # Imported only when serving: http.server and prometheus-client cost MiBs of RSS.
+        from nodeguard.alerts.deliver import DeliveryKind
+        from nodeguard.alerts.endpoint import start_metrics_server
+
         try:
             self._server = start_metrics_server(listen)
         except OSError as exc:

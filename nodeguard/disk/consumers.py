@@ -1,8 +1,10 @@
 """Who fills the disk: byte counts of the known consumers, and their growth rates.
 
 Consumers are the container logs (per container, from the containers inventory:
-namespace/pod/container for kubelet's layout, the name for Docker's), each policy's
-log files (the live file and its rotated siblings, per log), and the journal. Each is
+namespace/pod/container for kubelet's layout, the name for Docker's), the policies'
+log files (the live file and its rotated siblings, per log: the ``TOP_FILES`` largest
+on their own, the rest summed per policy and device as they are measured, so a node
+with 10,000 logs keeps a few dozen entries, not one per file), and the journal. Each is
 measured every ``disk.consumers_interval`` and kept as a short series per consumer in
 ``disk-consumers.json``; its rate over the window comes from the same robust fit as
 the filesystem's forecast (rotation's drops do not count as growth). What the
@@ -11,20 +13,25 @@ filesystem grew beyond the named consumers is reported as ``other``.
 
 from __future__ import annotations
 
+import heapq
 import os
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nodeguard.config.model import Config
 from nodeguard.disk.forecast import rate_of
 from nodeguard.state import StateDocument
 
+if TYPE_CHECKING:
+    from nodeguard.rotation.scan import DirMatch
+
 CONSUMERS_NAME = "disk-consumers.json"
 MAX_CONSUMERS = 500
+TOP_FILES = 50  # policy log files named on their own; the others are summed per policy
 MAX_POINTS = 400
 JOURNAL_FILES_MAX = 100_000
 
@@ -34,7 +41,7 @@ class Consumer:
     """One measured consumer: what it is, on which device, how many bytes now."""
 
     id: str
-    kind: str  # container | log | journal
+    kind: str  # container | log | policy (a policy's other files) | journal
     name: str
     dev: int
     bytes: int
@@ -115,36 +122,76 @@ def _dev(path: str) -> int | None:
 
 
 def _policy_logs(config: Config, claimed: set[str], problems: list[str]) -> list[Consumer]:
-    from nodeguard.rotation import naming, scan
+    """The ``TOP_FILES`` largest policy logs, and each policy's other logs summed per
+    device (one entry per policy and device, whatever the number of files)."""
+    from nodeguard.rotation import scan
 
     def problem(path: str, kind: scan.ScanProblem, reason: str) -> None:
         if len(problems) < 50:
             problems.append(scan.describe(path, kind, reason))
 
-    out: dict[str, Consumer] = {}
+    tally = _Tally()
     for policy in config.policies:
         for pattern in policy.paths:
             for match in scan.expand(pattern, problem):
-                directory = match.directory
-                listing = match.listing
-                if listing is None:
-                    try:
-                        listing = os.listdir(directory.fd)
-                    except OSError:
-                        listing = []
-                rotated: dict[str, list[str]] = {}
-                for name in listing:
-                    parsed = naming.parse(name)
-                    if parsed is not None:
-                        rotated.setdefault(parsed.base, []).append(name)
-                for name, st in match.files.items():
-                    path = f"{directory.path}/{name}"
-                    if path in claimed or path in out or not stat.S_ISREG(st.st_mode):
-                        continue
-                    size = st.st_size + _sizes(directory.fd, rotated.get(name, []))
-                    labels = {"policy": policy.name, "path": path}
-                    out[path] = Consumer(f"log:{path}", "log", path, st.st_dev, size, labels)
-    return list(out.values())
+                _tally_match(tally, policy.name, match, claimed)
+    return tally.consumers()
+
+
+def _tally_match(tally: _Tally, policy: str, match: DirMatch, claimed: set[str]) -> None:
+    from nodeguard.rotation import naming
+
+    directory = match.directory
+    listing = match.listing
+    if listing is None:
+        try:
+            listing = os.listdir(directory.fd)
+        except OSError:
+            listing = []
+    rotated: dict[str, list[str]] = {}
+    for name in listing:
+        parsed = naming.parse(name)
+        if parsed is not None:
+            rotated.setdefault(parsed.base, []).append(name)
+    for name, st in match.files.items():
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in tally.seen:
+            continue
+        path = f"{directory.path}/{name}"
+        if path in claimed:
+            continue
+        tally.seen.add((st.st_dev, st.st_ino))
+        size = st.st_size + _sizes(directory.fd, rotated.get(name, []))
+        tally.add(policy, path, st.st_dev, size)
+
+
+class _Tally:
+    """The largest files kept apart (a bounded heap); the others summed per policy."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[int, int]] = set()  # (dev, ino): a file matched twice counts once
+        self.top: list[tuple[int, str, str, int]] = []  # (bytes, path, policy, dev)
+        self.rest: dict[tuple[str, int], list[int]] = {}  # (policy, dev) -> [bytes, files]
+
+    def add(self, policy: str, path: str, dev: int, size: int) -> None:
+        item = (size, path, policy, dev)
+        if len(self.top) < TOP_FILES:
+            heapq.heappush(self.top, item)
+            return
+        if item > self.top[0]:
+            item = heapq.heapreplace(self.top, item)
+        total = self.rest.setdefault((item[2], item[3]), [0, 0])
+        total[0] += item[0]
+        total[1] += 1
+
+    def consumers(self) -> list[Consumer]:
+        out = [
+            Consumer(f"log:{path}", "log", path, dev, size, {"policy": policy, "path": path})
+            for size, path, policy, dev in sorted(self.top, reverse=True)
+        ]
+        for (policy, dev), (size, files) in sorted(self.rest.items()):
+            labels = {"policy": policy, "files": str(files)}
+            out.append(Consumer(f"policy:{policy}:{dev}", "policy", policy, dev, size, labels))
+        return out
 
 
 def _sizes(dir_fd: int, names: Sequence[str]) -> int:

@@ -262,6 +262,8 @@ def consumer_text(g: Growth) -> str:
         return f"{g.name} (container log) {rate}"
     if g.kind == "log":
         return f"{g.name} (policy {g.labels.get('policy', '?')}) {rate}"
+    if g.kind == "policy":
+        return f"{g.labels.get('files', '?')} other log files of policy {g.name} {rate}"
     return f"{g.name} {rate}"
 
 

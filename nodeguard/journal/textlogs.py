@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import re
 import stat
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nodeguard.config.sections.journal import TextLog
+from nodeguard.digest import sha256
 from nodeguard.events import Event, Severity
 from nodeguard.journal.model import Counts, JournalKind, journal_event
 from nodeguard.journal.rules import KERNEL_LABEL, Evaluator
@@ -283,7 +283,7 @@ def _head(fd: int, length: int) -> str:
     if length <= 0:
         return ""
     data = os.pread(fd, length, 0)
-    return hashlib.sha256(data).hexdigest() if len(data) == length else "short"
+    return sha256(data).hexdigest() if len(data) == length else "short"
 
 
 def _constant(value: str) -> Callable[[], str]:

@@ -170,3 +170,16 @@ def test_forced_zlib_output_in_a_fresh_process_is_read_back_by_zcat(tmp_path: Pa
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, check=True)
     assert _zcat(tmp_path / "x.log.20240501-000000.gz") == SAMPLE
     assert len(SAMPLE) == SIZE
+
+
+def test_an_idle_process_holds_no_compression_buffers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 2 MiB input buffer and the output mapping live for one file, not for good."""
+    monkeypatch.setenv(COMPRESSOR_ENV, "libdeflate")
+    monkeypatch.setattr(compress, "_MAX_THREADS", 1)  # this thread compresses every member
+    assert compress._buffers.input is None  # neither importing nor earlier files left one
+    data = (SAMPLE * (3 * MEMBER // len(SAMPLE) + 1))[: 3 * MEMBER]
+    out = _compress_in(tmp_path, "a.log.1", data, 6)
+    assert _zcat(out) == data
+    assert compress._buffers.input is None and compress._buffers.output is None
