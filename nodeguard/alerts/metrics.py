@@ -314,9 +314,9 @@ def families(snap: Snapshot) -> Iterator[Family]:
     yield from _extra_families(snap.extra)
 
 
-def _extra_families(samples: Sequence[Sample]) -> Iterator[Any]:
+def _extra_families(samples: Sequence[Sample]) -> Iterator[Family]:
     """Other concerns' samples, one family per metric name (labels from its first sample)."""
-    built: dict[str, tuple[Any, tuple[str, ...]]] = {}
+    built: dict[str, tuple[Family, tuple[str, ...]]] = {}
     for sample in samples:
         name = sample.name.removesuffix("_total") if sample.type == "counter" else sample.name
         if name not in built:
