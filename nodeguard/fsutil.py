@@ -20,6 +20,22 @@ TMP_MARK = ".nodeguard-tmp"
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+def read_fd_capped(fd: int, cap: int) -> bytes:
+    """Read the open file ``fd`` to its end, refusing more than ``cap`` bytes.
+
+    The size is checked while reading (a file may grow after fstat); raises
+    OSError(EFBIG, "larger than CAP bytes"). ``fd`` stays open.
+    """
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := os.read(fd, min(1 << 20, cap + 1 - total)):
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > cap:
+            raise OSError(errno.EFBIG, f"larger than {cap} bytes")
+    return b"".join(chunks)
+
+
 def unique_temp_name(name: str) -> str:
     """A hidden temp name for a write of ``name``, unique per write (pid and a random tag).
 

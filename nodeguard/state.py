@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nodeguard.fsutil import TMP_MARK, atomic_write, create_durable
+from nodeguard.fsutil import TMP_MARK, atomic_write, create_durable, read_fd_capped
 
 STATE_VERSION = 1
 
@@ -276,14 +276,7 @@ def read_capped(path: Path, cap: int = STATE_READ_CAP) -> bytes:
             raise OSError(errno.EINVAL, "not a regular file", str(path))
         if st.st_size > cap:
             raise OSError(errno.EFBIG, f"larger than {cap} bytes", str(path))
-        chunks: list[bytes] = []
-        total = 0
-        while chunk := os.read(fd, min(1 << 20, cap + 1 - total)):
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > cap:
-                raise OSError(errno.EFBIG, f"larger than {cap} bytes", str(path))
-        return b"".join(chunks)
+        return read_fd_capped(fd, cap)
     finally:
         os.close(fd)
 

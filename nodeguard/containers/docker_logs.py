@@ -29,7 +29,7 @@ from nodeguard.containers.layout import (
     lstat_entry,
     open_below,
     open_root,
-    read_fd_capped,
+    read_regular_capped,
 )
 from nodeguard.fsutil import DIR_FLAGS
 from nodeguard.progress import NO_PROGRESS, Progress
@@ -217,7 +217,7 @@ def _read_json(dir_fd: int, name: str, path: Path, problems: list[str]) -> dict[
         problems.append(f"{path / name}: cannot open: {exc.strerror}")
         return None
     try:
-        return load_json_object(read_fd_capped(fd, MAX_JSON_BYTES))
+        return load_json_object(read_regular_capped(fd, MAX_JSON_BYTES))
     except OSError as exc:
         problems.append(f"{path / name}: cannot read: {exc.strerror}")
         return None

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nodeguard import fsutil
 from nodeguard.fsutil import DIR_FLAGS
 from nodeguard.progress import NO_PROGRESS, Progress
 
@@ -166,7 +167,7 @@ def open_below(root_fd: int, parts: Sequence[str]) -> int:
             os.close(fd)
 
 
-def read_fd_capped(fd: int, cap: int) -> bytes:
+def read_regular_capped(fd: int, cap: int) -> bytes:
     """The content of the open regular file ``fd``, at most ``cap`` bytes.
 
     OSError (EINVAL "not a regular file", EFBIG "larger than N bytes") otherwise; ``fd``
@@ -174,14 +175,7 @@ def read_fd_capped(fd: int, cap: int) -> bytes:
     """
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         raise OSError(errno.EINVAL, "not a regular file")
-    chunks: list[bytes] = []
-    total = 0
-    while chunk := os.read(fd, min(1 << 20, cap + 1 - total)):
-        chunks.append(chunk)
-        total += len(chunk)
-        if total > cap:
-            raise OSError(errno.EFBIG, f"larger than {cap} bytes")
-    return b"".join(chunks)
+    return fsutil.read_fd_capped(fd, cap)
 
 
 def resolve_lexically(target: str, link_dir: Path, roots: Sequence[Path]) -> tuple[str, ...] | None:

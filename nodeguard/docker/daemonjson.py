@@ -18,6 +18,7 @@ from pathlib import Path
 
 from nodeguard.config.dockerrules import log_config_problems
 from nodeguard.docker.jsontext import JsonTextError, Node, describe, line_col, parse_document
+from nodeguard.fsutil import read_fd_capped
 
 BOM = "\ufeff"
 # A real daemon.json is a few KiB. Only the managed members get a node per value
@@ -112,14 +113,7 @@ def _read(path: Path, checked: os.stat_result) -> bytes:
         st = os.fstat(fd)
         if (st.st_dev, st.st_ino) != (checked.st_dev, checked.st_ino):
             raise OSError(errno.EAGAIN, "the file was replaced while nodeguard read it")
-        chunks: list[bytes] = []
-        total = 0
-        while chunk := os.read(fd, min(1 << 16, MAX_BYTES + 1 - total)):
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > MAX_BYTES:
-                raise OSError(errno.EFBIG, f"it grew beyond {MAX_BYTES} bytes while read")
-        return b"".join(chunks)
+        return read_fd_capped(fd, MAX_BYTES)
     finally:
         os.close(fd)
 
