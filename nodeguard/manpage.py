@@ -38,7 +38,10 @@ abandoned; its intent record lets the next start finish or undo it.
 .SH EXIT STATUS
 0 success; 1 some action failed or was refused (\\fBstatus\\fR: the daemon has not
 reported for three report intervals); 2 bad configuration, input or usage, nothing
-changed; 3 another pass holds the lock. \\fBcheck\\fR, where present, uses the Nagios
+changed, or (\\fBrun --once\\fR) an alert sink's configuration refused (a redirect, a
+secret file, credentials); 3 another pass holds the lock; 4 (\\fBrun --once\\fR) not every
+alert delivered, the rest kept in the spool for the next run. The most serious code
+wins, in the order 3, 2, 1, 4. \\fBcheck\\fR, where present, uses the Nagios
 convention (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
 .SH SEE ALSO
 .BR systemctl (1),

@@ -28,11 +28,19 @@ from nodeguard.alerts.metrics import (
     snapshot_of,
 )
 from nodeguard.alerts.model import AlertState, Notification, Status
-from nodeguard.alerts.registry import Batch, DeliveryError, SinkSpec, enabled_sinks, get_sink
+from nodeguard.alerts.registry import (
+    Batch,
+    DeliveryError,
+    SinkSpec,
+    enabled_sinks,
+    get_sink,
+    spooled_sinks,
+)
 from nodeguard.alerts.spool import Spool, load_spool, save_spool
 from nodeguard.alerts.statelock import StateBusy, state_lock
 from nodeguard.config.model import Config
 from nodeguard.events import Event, Severity, Source, log_event
+from nodeguard.exitcodes import Exit
 from nodeguard.state import StateDirUnsafe, ensure_state_dir
 from nodeguard.world import World
 
@@ -71,6 +79,23 @@ class DeliveryReport:
     sent: Mapping[str, int] = field(default_factory=dict)  # sink -> notifications taken
     failed: Mapping[str, str] = field(default_factory=dict)  # sink -> error
     busy: tuple[str, ...] = ()  # sinks still running from an earlier round
+    kept: tuple[str, ...] = ()  # sinks that failed; their notifications stay spooled
+    dropped: tuple[str, ...] = ()  # sinks whose notifications were dropped (no retry helps)
+    refused: tuple[str, ...] = ()  # sinks whose configuration was refused (kept or dropped)
+    queued: Mapping[str, int] = field(default_factory=dict)  # still spooled after the round
+
+    def exit_code(self) -> Exit:
+        """``run --once``'s verdict on this round (docs/operations.md, "Exit codes"):
+        2 a sink's configuration refused, 1 notifications dropped or delivery impossible
+        (an error), 4 not all delivered: kept in the spool (a sink failed, is still busy,
+        or waits out its backoff), 0 everything delivered or nothing to send."""
+        if self.refused:
+            return Exit.USAGE
+        if self.dropped or any(e.severity >= Severity.ERROR for e in self.events):
+            return Exit.FAILED
+        if self.kept or self.busy or self.queued:
+            return Exit.UNDELIVERED
+        return Exit.OK
 
 
 class Deliverer:
@@ -154,8 +179,23 @@ class Deliverer:
         finished = [j for j in self._running.values() if j.done]
         for job in finished:
             del self._running[job.sink]
-        report = _settle(config, world, finished, events)
-        return DeliveryReport(tuple(events), report[0], report[1], busy)
+        ledger = _settle(config, world, finished, events)
+        return DeliveryReport(
+            tuple(events),
+            ledger.sent,
+            ledger.failed,
+            busy,
+            tuple(ledger.kept),
+            tuple(ledger.dropped),
+            tuple(ledger.refused),
+            _queued(config, ledger.spool),
+        )
+
+
+def _queued(config: Config, spool: Spool) -> dict[str, int]:
+    """The enabled sinks' notifications still in the spool (not delivered yet)."""
+    sizes = spool.sizes()
+    return {s: sizes[s] for s in spooled_sinks(config) if sizes.get(s)}
 
 
 def deliver(
@@ -278,6 +318,9 @@ class _Ledger:
     now: float
     sent: dict[str, int] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    kept: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
 
     def apply(self, job: _Job) -> None:
         err = job.error
@@ -290,6 +333,9 @@ class _Ledger:
             self.counters = count_delivery(self.counters, job.sink, "ok")
             return
         self.failed[job.sink] = str(err)
+        if err.config:
+            self.refused.append(job.sink)
+        (self.kept if err.retry else self.dropped).append(job.sink)
         if err.delivered:
             self.spool = self.spool.acknowledge(job.sink, set(err.delivered), self.now)
         if not err.retry:
@@ -322,9 +368,7 @@ class _Ledger:
         self.counters = count_delivery(self.counters, job.sink, "dropped")
 
 
-def _settle(
-    config: Config, world: World, finished: Sequence[_Job], events: list[Event]
-) -> tuple[dict[str, int], dict[str, str]]:
+def _settle(config: Config, world: World, finished: Sequence[_Job], events: list[Event]) -> _Ledger:
     """Apply the finished jobs to the spool (re-read under the lock) and the counters."""
     now = world.timestamp()
     with state_lock(config.state_dir):
@@ -348,7 +392,7 @@ def _settle(
                 severity=Severity.ERROR,
                 reason=f"cannot save the spool ({exc}); delivered entries may repeat",
             )
-    return ledger.sent, ledger.failed
+    return ledger
 
 
 def _event(

@@ -21,6 +21,7 @@ from nodeguard.alerts.registry import DeliveryError
 SECRET_CAP = 64 * 1024
 USER_AGENT = "nodeguard"
 RETRY_STATUS = frozenset({408, 425, 429})
+CONFIG_STATUS = frozenset({401, 403})  # the credentials configured are refused
 
 
 class SecretRefused(Exception):
@@ -77,7 +78,7 @@ def auth_header(
             return "Basic " + base64.b64encode(pair).decode("ascii")
     except SecretRefused as exc:
         # Kept in the spool and retried: the admin fixes the file, the alerts then arrive.
-        raise DeliveryError(str(exc), retry=True) from None
+        raise DeliveryError(str(exc), retry=True, config=True) from None
     return None
 
 
@@ -132,7 +133,7 @@ def post_json(
     try:
         opener = _opener(ca_file)
     except (OSError, ssl.SSLError) as exc:
-        raise DeliveryError(f"CA file {ca_file}: {exc}", retry=False) from None
+        raise DeliveryError(f"CA file {ca_file}: {exc}", retry=False, config=True) from None
     try:
         with opener.open(request, timeout=timeout) as response:
             # The status is the answer; the body is not read: a receiver that trickles
@@ -141,7 +142,9 @@ def post_json(
             return status
     except urllib.error.HTTPError as exc:
         retry = exc.code >= 500 or exc.code in RETRY_STATUS
-        raise DeliveryError(f"{url}: HTTP {exc.code}: {_detail(exc)}", retry=retry) from None
+        config = 300 <= exc.code < 400 or exc.code in CONFIG_STATUS
+        message = f"{url}: HTTP {exc.code}: {_detail(exc)}"
+        raise DeliveryError(message, retry=retry, config=config) from None
     except urllib.error.URLError as exc:
         raise DeliveryError(f"{url}: {exc.reason}") from None
     except (OSError, ValueError) as exc:

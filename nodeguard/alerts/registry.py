@@ -23,14 +23,25 @@ JOURNAL_SOCKET = "/run/systemd/journal/socket"
 
 
 class DeliveryError(Exception):
-    """A sink could not deliver; ``retry`` is False when trying again cannot help."""
+    """A sink could not deliver; ``retry`` is False when trying again cannot help.
+
+    ``config`` marks a refusal the admin fixes in the configuration or the files it
+    names (a secret file refused, a redirect, an unusable CA file, credentials refused):
+    ``run --once`` exits 2 for it (docs/operations.md, "Exit codes").
+    """
 
     def __init__(
-        self, message: str, *, retry: bool = True, delivered: frozenset[str] = frozenset()
+        self,
+        message: str,
+        *,
+        retry: bool = True,
+        delivered: frozenset[str] = frozenset(),
+        config: bool = False,
     ) -> None:
         super().__init__(message)
         self.retry = retry
         self.delivered = delivered  # ids taken before the failure (sent one by one)
+        self.config = config
 
 
 @dataclass(frozen=True)

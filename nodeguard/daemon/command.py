@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from nodeguard.exitcodes import Exit
+from nodeguard.exitcodes import Exit, worst
 
 if TYPE_CHECKING:  # the work modules load only when a command runs: a fast CLI start
     from nodeguard.config.model import Config
@@ -75,7 +75,7 @@ def run_once(config: Config, *, dry_run: bool, as_json: bool, world: World | Non
         sys.stdout.write(_once_json(results, dry_run) + "\n")
     else:
         sys.stdout.write(_once_text(results, dry_run))
-    return max((o.exit for _, o in results), default=Exit.OK)
+    return worst(o.exit for _, o in results)
 
 
 def _run_part(
@@ -90,7 +90,7 @@ def _run_part(
     from nodeguard.daemon.parts import Context, Outcome
     from nodeguard.progress import progress_for
 
-    inbox = tuple(e for _, o in results for e in o.events) if part.consumes else ()
+    inbox = tuple(e for _, o in results for e in o.forwarded) if part.consumes else ()
     progress = progress_for(sys.stderr, part.name, enabled=not as_json)
     ctx = Context(config, world, dry_run=dry_run, inbox=inbox, render=True, progress=progress)
     try:

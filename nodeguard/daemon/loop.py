@@ -278,7 +278,9 @@ class Daemon:
             events = (*events, self._make(DaemonKind.PART_FAILED, done.part.name, reason))
         for event in events:
             log_event(log, event)
-        self._forward(done.part, events)
+        forward = done.outcome.forwarded if done.error is None else events
+        self._forward(done.part, forward)
+        self._hurry(done.part, done.outcome.urgent, forward)
         summary = {**done.outcome.summary, "error": done.error}
         self.book.finished(done.part.name, done.at, done.duration, summary)
         self._hung.discard(done.part.name)
@@ -293,6 +295,16 @@ class Daemon:
                 if name != source.name:
                     box.extend(events)
                     del box[:-INBOX_CAP]
+
+    def _hurry(self, source: Part, urgent: bool, forwarded: tuple[Event, ...]) -> None:
+        """Run the consumers now (not up to disk_interval later) when an event may be an
+        alert, and a part's ``feeds`` after its urgent outcome (queued transitions go
+        out at once). The lanes coalesce: a part already queued is not queued again."""
+        alarming = urgent or any(e.severity >= Severity.WARNING for e in forwarded)
+        for part in self.parts:
+            consumer = part.consumes and part.name != source.name and alarming
+            if consumer or (urgent and part.name in source.feeds):
+                self._due(part)
 
     # --- reload, watchdog, status -------------------------------------------------
 

@@ -8,7 +8,11 @@ parts and passes their events on; every decision stays in the concern's own code
 
 Parts on the same ``lane`` never run at the same time (the rotation pass and the size
 watch share one: both take the pass lock). A part with ``consumes`` set receives the
-events the other parts produced since it last ran (alert delivery).
+events the other parts produced since it last ran (alert delivery), and is run at once
+(not on its schedule) when one of them is WARNING or worse or an Outcome is ``urgent``
+(the journal's durable matches); a part's ``feeds`` are run at once after its urgent
+Outcome (the disk part queued alert transitions: delivery). A part already queued is
+not queued twice, so a burst of events costs one extra run.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class DaemonKind(enum.StrEnum):
     PASS = "pass"  # noqa: S105 (a rotation pass's summary, not a password)
     STOPPING = "stopping"
     ABANDONED = "abandoned"
+    PENDING = "pending"  # the durable inbox (pending-events.json) unreadable or unwritable
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,13 @@ class Outcome:
     text: str = ""  # run --once, text
     data: Any = None  # run --once --json
     exit: Exit = Exit.OK
+    forward: tuple[Event, ...] | None = None  # for the consuming parts (None: all events)
+    urgent: bool = False  # the parts this one feeds should run now, not on their schedule
+
+    @property
+    def forwarded(self) -> tuple[Event, ...]:
+        """The events handed to the consuming parts' inboxes (the others are durable)."""
+        return self.events if self.forward is None else self.forward
 
     @classmethod
     def of(cls, events: Iterable[Event]) -> Outcome:
@@ -89,6 +101,7 @@ class Part:
     lane: str = ""  # parts sharing a lane run one at a time; "" = a lane of its own
     in_once: bool = True  # run by ``run --once`` (the size watch is not: the pass covers it)
     consumes: bool = False  # receives the other parts' events in its Context.inbox
+    feeds: tuple[str, ...] = ()  # parts run at once after an urgent Outcome of this one
     doc: str = ""
 
     @property
@@ -156,6 +169,7 @@ def table() -> tuple[Part, ...]:
             lambda c: c.daemon.disk_interval,
             alert_path.disk,
             consumes=True,
+            feeds=("alerts",),
             doc="filesystems: usage, forecast, reclaim when critical, alert evaluation "
             "(the other parts' events included)",
         ),

@@ -25,15 +25,16 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nodeguard.daemon.parts import Context, DaemonKind, Outcome
+from nodeguard.daemon.pending import PendingEvents, Taken, alertable
 from nodeguard.events import Event, Severity, Source
 from nodeguard.exitcodes import Exit
 from nodeguard.state import LockBusy, StateDirUnsafe
 
 if TYPE_CHECKING:
-    from nodeguard.alerts.deliver import Deliverer
+    from nodeguard.alerts.deliver import Deliverer, DeliveryReport
     from nodeguard.alerts.endpoint import MetricsServer
     from nodeguard.disk.cycle import DiskResult
     from nodeguard.journal.model import JournalMetrics
@@ -54,7 +55,8 @@ def journal(ctx: Context, on_metrics: Callable[[JournalMetrics], None] | None = 
     from nodeguard.journal.command import result_document
     from nodeguard.journal.follow import follow_once, scan
 
-    kept = _Kept()  # every event (a JournalResult keeps at most 1,000 of them)
+    pending = None if ctx.dry_run else PendingEvents(ctx.config.state_dir)
+    kept = _Kept(pending)  # every event (a JournalResult keeps at most 1,000 of them)
     try:
         if ctx.dry_run:
             since = ctx.world.now() - timedelta(seconds=ctx.config.journal.lookback)
@@ -65,6 +67,8 @@ def journal(ctx: Context, on_metrics: Callable[[JournalMetrics], None] | None = 
         return _skipped("journal", f"another follower holds the lock: {exc}")
     except StateDirUnsafe as exc:
         return _failed("journal", f"unsafe state folder: {exc}")
+    except _NotRecorded as exc:
+        return _failed("journal", str(exc), Exit.FAILED)
     events = tuple(kept.events)
     result = replace(result, events=events)
     if on_metrics is not None and not ctx.dry_run:
@@ -75,28 +79,62 @@ def journal(ctx: Context, on_metrics: Callable[[JournalMetrics], None] | None = 
         "caught_up": result.caught_up,
         "lag_seconds": result.metrics.lag_seconds,
         "events_dropped": kept.dropped,
+        "recorded": kept.recorded,
+        "recorded_dropped": kept.recorded_dropped,
     }
+    forward = events if pending is None else tuple(e for e in events if id(e) not in kept.durable)
+    urgent = kept.recorded > 0
     if not ctx.render:
-        return Outcome(events, summary)
+        return Outcome(events, summary, forward=forward, urgent=urgent)
     return Outcome(
         events,
         summary,
         _journal_text(events, result.entries_read, ctx.dry_run),
         result_document(result),
+        forward=forward,
+        urgent=urgent,
     )
 
 
-class _Kept:
-    """The follower's sink: its events for the other parts, up to the daemon's inbox cap."""
+class _NotRecorded(Exception):
+    """The batch's alertable events could not be recorded: its cursor must not move."""
 
-    def __init__(self) -> None:
+
+class _Kept:
+    """The follower's sink: its events for the other parts, up to the daemon's inbox cap.
+
+    With ``pending`` (not a dry run), each batch's alertable events are recorded there
+    durably BEFORE the follower saves the batch's cursor (the sink is called first):
+    the disk part takes them from the file, so a crash in between loses none. They are
+    not forwarded in memory too (each event is counted once).
+    """
+
+    def __init__(self, pending: PendingEvents | None) -> None:
+        self.pending = pending
         self.events: list[Event] = []
+        self.durable: dict[int, Event] = {}  # the events recorded, by id() (kept alive here)
         self.dropped = 0
+        self.recorded = 0
+        self.recorded_dropped = 0
 
     def __call__(self, events: Sequence[Event]) -> None:
+        if self.pending is not None:
+            self._record(self.pending, alertable(events))
         room = max(0, INBOX_EVENTS - len(self.events))
         self.events.extend(events[:room])
         self.dropped += max(0, len(events) - room)
+
+    def _record(self, pending: PendingEvents, events: list[Event]) -> None:
+        try:
+            self.recorded_dropped += pending.record(events)
+        except OSError as exc:
+            path = pending.doc.path
+            raise _NotRecorded(
+                f"cannot record the journal's alertable events in {path}: "
+                f"{exc.strerror or exc}; the cursor was not moved (read again next run)"
+            ) from None
+        self.recorded += len(events)
+        self.durable.update((id(e), e) for e in events)
 
 
 def _journal_text(events: tuple[Event, ...], read: int, dry_run: bool) -> str:
@@ -165,26 +203,33 @@ class AlertPath:
         from nodeguard.disk.render import render_text
 
         hooks = RotationHooks(ctx.config, ctx.world)
-        result = disk_cycle(ctx.config, ctx.world, ctx.inbox, dry_run=ctx.dry_run, hooks=hooks)
+        pending = PendingEvents(ctx.config.state_dir)
+        taken = Taken() if ctx.dry_run else pending.take()
+        events_in = (*ctx.inbox, *taken.events)
+        result = disk_cycle(ctx.config, ctx.world, events_in, dry_run=ctx.dry_run, hooks=hooks)
         self._latest = result
+        events = (*result.events, *_settle(pending, taken, result))
         firing = [a.alertname for a in result.alerts if str(a.status) == "firing"]
         summary = {
             "filesystems": len(result.filesystems),
             "alerts_firing": len(firing),
             "alerts": sorted(set(firing)),
-            "events_in": len(ctx.inbox),
+            "events_in": len(events_in),
+            "pending_taken": len(taken.events),
         }
+        urgent = bool(result.notifications) and not result.dry_run
         if not ctx.render:
-            return Outcome(result.events, summary)
+            return Outcome(events, summary, urgent=urgent)
         failed = any(
-            e.severity >= Severity.ERROR and str(e.kind) == "problem" for e in result.events
+            e.severity >= Severity.ERROR and str(e.kind) in ("problem", "pending") for e in events
         )
         return Outcome(
-            result.events,
+            events,
             summary,
             render_text(result, chart=False),
             result.to_json(),
             Exit.FAILED if failed else Exit.OK,
+            urgent=urgent,
         )
 
     def deliver(self, ctx: Context) -> Outcome:
@@ -203,11 +248,21 @@ class AlertPath:
                 ctx.config, ctx.world, self._latest, server=self._server, extra=extra
             )
         events += report.events
-        summary = {"sent": dict(report.sent), "failed": dict(report.failed), "busy": report.busy}
-        text = _delivery_text(report.sent, report.failed, report.busy) if ctx.render else ""
+        summary = {
+            "sent": dict(report.sent),
+            "failed": dict(report.failed),
+            "busy": report.busy,
+            "kept": report.kept,
+            "dropped": report.dropped,
+            "refused": report.refused,
+            "queued": dict(report.queued),
+        }
+        text = _delivery_text(report) if ctx.render else ""
         data = summary if ctx.render else None
-        bad = any(e.severity >= Severity.ERROR for e in events)
-        return Outcome(tuple(events), summary, text, data, Exit.FAILED if bad else Exit.OK)
+        code = report.exit_code()
+        if code is Exit.OK and any(e.severity >= Severity.ERROR for e in events):
+            code = Exit.FAILED  # /metrics could not be served
+        return Outcome(tuple(events), summary, text, data, code)
 
     def _serve_metrics(self, ctx: Context) -> tuple[Event, ...]:
         """Start (or move, after a reload) the /metrics endpoint; stop it when unset."""
@@ -236,10 +291,35 @@ class AlertPath:
             self._server = None
 
 
-def _delivery_text(sent: Any, failed: Any, busy: tuple[str, ...]) -> str:
-    lines = [f"sent to {sink}: {n} notifications" for sink, n in sorted(sent.items())]
-    lines += [f"failed: {sink}: {err}" for sink, err in sorted(failed.items())]
-    lines += [f"still busy: {sink}" for sink in busy]
+def _settle(pending: PendingEvents, taken: Taken, result: DiskResult) -> list[Event]:
+    """Remove the durable events this evaluation saved and queued; report file problems.
+
+    Kept when the evaluation was not saved (a dry run, a busy or unusable state folder)
+    or its transitions are not in the spool: the next evaluation takes them again.
+    """
+    events = [_pending_event(Severity.WARNING, p) for p in taken.problems]
+    if result.dry_run or result.unqueued or not (taken.ids or taken.problems):
+        return events
+    try:
+        pending.settle(taken.ids)
+    except OSError as exc:
+        why = f"cannot rewrite {pending.doc.path}: {exc.strerror or exc}; evaluated again"
+        events.append(_pending_event(Severity.ERROR, why))
+    return events
+
+
+def _pending_event(severity: Severity, reason: str) -> Event:
+    return Event(Source.DAEMON, DaemonKind.PENDING, "pending-events", severity, reason)
+
+
+def _delivery_text(report: DeliveryReport) -> str:
+    lines = [f"sent to {sink}: {n} notifications" for sink, n in sorted(report.sent.items())]
+    for sink, err in sorted(report.failed.items()):
+        fate = "kept in the spool, retried" if sink in report.kept else "dropped"
+        why = "configuration refused; " if sink in report.refused else ""
+        lines.append(f"failed: {sink}: {err} ({why}{fate})")
+    lines += [f"still busy: {sink} (kept in the spool)" for sink in report.busy]
+    lines += [f"in the spool for {s}: {n} (retried)" for s, n in sorted(report.queued.items())]
     return "\n".join(lines or ["nothing to send"]) + "\n"
 
 
@@ -251,6 +331,6 @@ def _skipped(part: str, reason: str) -> Outcome:
     return Outcome((event,), {"skipped": reason}, f"{reason}\n", {"skipped": reason}, Exit.LOCKED)
 
 
-def _failed(part: str, reason: str) -> Outcome:
+def _failed(part: str, reason: str, code: Exit = Exit.USAGE) -> Outcome:
     event = Event(Source.DAEMON, DaemonKind.PART_FAILED, part, Severity.ERROR, reason)
-    return Outcome((event,), {"error": reason}, f"{reason}\n", {"error": reason}, Exit.USAGE)
+    return Outcome((event,), {"error": reason}, f"{reason}\n", {"error": reason}, code)

@@ -30,6 +30,7 @@ from nodeguard.journal.rules import Evaluator, RuleSet, RuleState, rule_state_fr
 from nodeguard.journal.state import FollowState
 from nodeguard.journal.textlogs import TextLogReader
 from nodeguard.progress import NO_PROGRESS, Progress
+from nodeguard.rotation import faults
 from nodeguard.state import ensure_state_dir
 from nodeguard.world import World
 
@@ -203,6 +204,7 @@ class _Run:
             self.flush()
             return False
         self.saved = new_state
+        faults.point("journal-cursor-saved")  # crash trials: the cursor moved, nothing sent
         return True
 
     # -- events -------------------------------------------------------------------------

@@ -147,9 +147,12 @@ class DaemonProc:
 def start_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProc]]:
     started: list[DaemonProc] = []
 
-    def start(config: Path, watchdog_usec: int | None = 2_000_000) -> DaemonProc:
+    def start(
+        config: Path, watchdog_usec: int | None = 2_000_000, env_extra: dict[str, str] | None = None
+    ) -> DaemonProc:
         notify = NotifySocket(tmp_path / f"notify-{len(started)}.sock")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTIFY", "WATCHDOG"))}
+        env.update(env_extra or {})
         env["NOTIFY_SOCKET"] = str(notify.path)
         if watchdog_usec:
             env["WATCHDOG_USEC"] = str(watchdog_usec)
