@@ -1,29 +1,108 @@
 """The Prometheus textfile collector: nodeguard's metrics in a ``.prom`` file.
 
-Written to a temp name in the same folder, fsynced and renamed (node_exporter never
-reads half a file), mode 0644, no timestamps. The folder must exist: node_exporter's
-package creates it; nodeguard does not guess where a collector would look.
+Written through the folder's directory fd, never by path: the folder is checked like
+the state folder (every component a real directory owned by root, not writable by
+group or others; the folder itself not a symlink), opened with O_NOFOLLOW|O_DIRECTORY,
+checked again on the fd, and the file is created under a unique hidden temp name in
+that fd, fsynced, renamed over the old one within the same fd (renameat), and the
+folder fsynced. A folder swapped for a symlink, or one anybody can write, cannot
+redirect the write: it is refused with an event naming the path. Mode 0644, no
+timestamps. The folder must exist: node_exporter's package creates it; nodeguard
+does not guess where a collector would look.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
 from nodeguard.alerts.metrics import render_text
 from nodeguard.alerts.registry import Batch, DeliveryError
 from nodeguard.config.model import Config
-from nodeguard.fsutil import atomic_write
+from nodeguard.fsutil import unique_temp_name
+from nodeguard.state import StateDirUnsafe, check_state_dir
 from nodeguard.world import World
+
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class TextfileRefused(Exception):
+    """The textfile's folder is not safe to write into (the message names the path)."""
 
 
 def send(batch: Batch, config: Config, world: World) -> None:
     path = config.alerts.textfile
     if path is None:
         return
-    if not path.parent.is_dir():
-        raise DeliveryError(
-            f"{path.parent} does not exist (node_exporter's textfile collector folder)",
-            retry=False,
-        )
     try:
-        atomic_write(path, render_text(batch.snapshot), mode=0o644)
+        with open_folder(path.parent, world.euid) as dir_fd:
+            write_at(dir_fd, path.name, render_text(batch.snapshot))
+    except TextfileRefused as exc:
+        raise DeliveryError(
+            f"{exc}; textfile {path} not written", retry=False, config=True
+        ) from None
     except OSError as exc:
         raise DeliveryError(f"{path}: {exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
+def open_folder(folder: Path, euid: int) -> Iterator[int]:
+    """The checked folder's fd (TextfileRefused naming the path when it is unsafe)."""
+    if not folder.is_dir() and not folder.is_symlink():
+        raise TextfileRefused(
+            f"{folder} does not exist (node_exporter's textfile collector folder)"
+        )
+    try:
+        check_state_dir(folder, euid)
+    except StateDirUnsafe as exc:
+        raise TextfileRefused(f"unsafe textfile folder: {exc}") from None
+    try:
+        fd = os.open(folder, DIR_FLAGS)
+    except OSError as exc:
+        why = "a symlink" if exc.errno in (errno.ELOOP, errno.ENOTDIR) else exc.strerror
+        raise TextfileRefused(f"unsafe textfile folder: {folder}: {why}") from None
+    try:
+        _check_fd(fd, folder, euid)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _check_fd(fd: int, folder: Path, euid: int) -> None:
+    st = os.fstat(fd)
+    if st.st_uid not in (0, euid):
+        raise TextfileRefused(f"unsafe textfile folder: {folder}: owned by uid {st.st_uid}")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        mode = stat.S_IMODE(st.st_mode)
+        raise TextfileRefused(
+            f"unsafe textfile folder: {folder}: writable by group or others (mode {mode:o})"
+        )
+
+
+def write_at(dir_fd: int, name: str, data: bytes) -> None:
+    """Replace ``name`` in ``dir_fd`` with ``data``: temp, fsync, renameat, fsync folder."""
+    tmp = unique_temp_name(name)
+    fd = os.open(tmp, FILE_FLAGS, 0o600, dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as handle:
+            handle.write(data)
+        os.fchmod(fd, 0o644)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+    os.close(fd)
+    try:
+        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+    os.fsync(dir_fd)
