@@ -42,6 +42,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "daemon reported within three report intervals, 1 otherwise.",
     )
     status.add_argument("--json", action="store_true", help="print the status document")
+    status.add_argument(
+        "--check",
+        action="store_true",
+        help="liveness probe: one line; exit 0 when the daemon reports on time and no part "
+        "is hung, 1 otherwise",
+    )
     status.set_defaults(handler=status_handler)
 
 
@@ -159,9 +165,13 @@ def serve(args: argparse.Namespace, config: Config) -> int:
 def status_handler(args: argparse.Namespace, config: Config) -> int:
     import time
 
-    from nodeguard.daemon.status import read_status, render_json, render_text
+    from nodeguard.daemon.status import liveness, read_status, render_json, render_text
     from nodeguard.world import World
 
     view = read_status(config.state_dir, time.time(), World().euid)
+    if args.check:
+        alive, line = liveness(view)
+        print(line)
+        return Exit.OK if alive else Exit.FAILED
     sys.stdout.write(render_json(view) if args.json else render_text(view))
     return Exit.FAILED if view.stale else Exit.OK

@@ -386,6 +386,7 @@ class Daemon:
         if not (force or (due and now - self._last_status >= STATUS_MIN_GAP)):
             return
         self._last_status = now
+        self.book.hung = sorted(self._hung)
         document = status_document(self.config.state_dir)
         try:
             document.save(self.book.as_data(self.world.timestamp()))

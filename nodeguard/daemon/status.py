@@ -63,6 +63,7 @@ class StatusBook:
     totals: dict[str, int] = field(
         default_factory=lambda: {"passes": 0, "files_rotated": 0, "bytes_freed": 0}
     )
+    hung: list[str] = field(default_factory=list)  # parts past their hang limit (watchdog)
 
     def started(self, name: str, at: float) -> None:
         self.parts[name].running_since = at
@@ -94,6 +95,7 @@ class StatusBook:
             "reload": self.reload,
             "parts": {n: vars(p) | {"summary": dict(p.summary)} for n, p in self.parts.items()},
             "totals": dict(self.totals),
+            "hung": list(self.hung),
         }
 
     def one_line(self) -> str:
@@ -135,6 +137,27 @@ class StatusView:
         # The daemon writes at least every min(report_every, 30) s (loop._save_status):
         # a document claiming a longer interval cannot keep a silent daemon "ok".
         return stopped or self.age > STALE_AFTER * min(max(every, 1.0), REPORT_MAX)
+
+
+def liveness(view: StatusView) -> tuple[bool, str]:
+    """``status --check`` (the DaemonSet's liveness probe): alive means reporting on time
+    and no part hung (the watchdog's own verdict); one line saying why not."""
+    data = view.data
+    if view.problem or data is None:
+        return False, f"not alive: {view.problem}"
+    if data.get("state") == "stopped":
+        return False, "not alive: the daemon stopped"
+    if view.stale:
+        return False, f"not alive: last report {_ago(view.age)} (hung or gone)"
+    hung = data.get("hung")
+    if isinstance(hung, list) and hung:
+        names = ", ".join(str(h)[:64] for h in hung[:10])
+        return False, f"not alive: part(s) hung: {names}"
+    return True, f"alive: pid {data.get('pid')}, last report {_ago(view.age)}"
+
+
+def _ago(age: float | None) -> str:
+    return f"{age:.0f}s ago" if age is not None else "at an unknown time"
 
 
 def read_status(state_dir: Path, now: float, euid: int | None = None) -> StatusView:

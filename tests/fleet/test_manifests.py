@@ -165,3 +165,20 @@ def test_a_config_change_renames_the_configmap_so_the_pods_roll(tmp_path: Path) 
     for resources, name in zip((before, after), names, strict=True):
         volume = next(v for v in pod_spec(resources)["volumes"] if v["name"] == "config")
         assert volume["configMap"]["name"] == name
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_daemonset_has_a_liveness_probe_running_status_check(variant: str) -> None:
+    """The probe runs ``nodeguard status --check`` on the mounted config (tested against
+    a real daemon in tests/daemon/test_liveness.py), generously timed."""
+    probe = container(rendered(variant))["livenessProbe"]
+    command = probe["exec"]["command"]
+    assert command == [
+        "/usr/bin/nodeguard",
+        "--config",
+        "/etc/nodeguard/nodeguard.yaml",
+        "status",
+        "--check",
+    ]
+    assert probe["initialDelaySeconds"] >= 60 and probe["failureThreshold"] >= 3
+    assert probe["periodSeconds"] * probe["failureThreshold"] >= 180
