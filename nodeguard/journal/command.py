@@ -85,13 +85,37 @@ def run(args: argparse.Namespace, config: Config, world: World, out: TextIO, err
 
 
 def parse_since(text: str, now: datetime) -> datetime:
-    """A duration back from ``now`` or an ISO 8601 time (naive: local time); ValueError."""
+    """A duration back from ``now`` or an ISO 8601 time (naive: local time), between the
+    epoch and ``now``; ValueError saying what is wrong (a time in the future would
+    silently match nothing)."""
+    when = _duration_back(text, now) or _time_of(text)
+    if when > now:
+        raise ValueError(
+            f"{text!r} is in the future ({when.isoformat(timespec='seconds')}; now is "
+            f"{now.isoformat(timespec='seconds')}): nothing could match; give a past time "
+            "or a duration back (30m, 2h)"
+        )
+    if when.timestamp() < 0:
+        raise ValueError(f"{text!r} is before 1970-01-01, where no journal entry can be")
+    return when
+
+
+def _duration_back(text: str, now: datetime) -> datetime | None:
     from nodeguard.config.units import parse_duration
 
     try:
-        return now - timedelta(seconds=parse_duration(text))
-    except ValueError:
-        pass
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        if "too long" in str(exc):
+            raise ValueError(f"{text!r} is too long a duration (more than 100 years)") from None
+        return None
+    try:
+        return now - timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{text!r} reaches back before the year 1") from None
+
+
+def _time_of(text: str) -> datetime:
     try:
         when = datetime.fromisoformat(text)
     except ValueError:

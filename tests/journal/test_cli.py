@@ -62,6 +62,29 @@ def test_scan_bad_since_is_a_usage_error(tmp_path: Path) -> None:
     assert "--since" in result.err and "neither a duration" in result.err
 
 
+def test_scan_since_in_the_future_is_a_usage_error_naming_the_argument(tmp_path: Path) -> None:
+    """A future time would match nothing and print nothing: refused, as is a time before
+    any journal could be and a duration past the 100-year bound; no state is created."""
+    directory = _samples_journal(tmp_path)
+    config = write_config(tmp_path, directory)
+    cases = {
+        "2999-01-01T00:00:00Z": "is in the future (2999-01-01T00:00:00+00:00; now is",
+        "2999-01-01": "is in the future",
+        "1960-01-01T00:00:00Z": "is before 1970-01-01",
+        "99999999d": "too long a duration",
+        "3000w": "is before 1970-01-01",
+    }
+    for since, why in cases.items():
+        result = run_cli("-c", config, "--no-dropins", "journal", "scan", "--since", since)
+        assert result.code == 2, (since, result)
+        assert result.err.startswith("nodeguard: --since: "), result.err
+        assert why in result.err and repr(since) in result.err, (since, result.err)
+        assert result.out == ""
+    assert not (tmp_path / "state").exists()
+    ok = run_cli("-c", config, "--no-dropins", "journal", "scan", "--since", LONG_AGO, "--json")
+    assert ok.code in (0, 1) and json.loads(ok.out)["matches"], ok.err
+
+
 def test_follow_once_twice_then_appended_entries_exactly_once(tmp_path: Path) -> None:
     directory = tmp_path / "journal"
     directory.mkdir()
