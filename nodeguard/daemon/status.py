@@ -203,6 +203,9 @@ def render_text(view: StatusView) -> str:
         f"nodeguard daemon (pid {data.get('pid')}): {verdict}",
         f"started {_stamp(data.get('started_at'))}; config {_sources(data.get('config'))}",
     ]
+    hung = data.get("hung")
+    if isinstance(hung, list) and hung:
+        lines.append(f"HUNG: {', '.join(str(h)[:64] for h in hung[:10])} (past the hang limit)")
     lines += _reload_lines(data.get("reload"))
     lines += _totals_lines(data.get("totals"))
     parts = data.get("parts")

@@ -69,3 +69,6 @@ def test_a_part_past_its_hang_limit_fails_the_probe(tmp_path: Path) -> None:
     status_document(state).save(book.as_data(time.time()))
     code, out = probe(conf)
     assert code == 1 and "part(s) hung: journal" in out, out
+    from tests.conftest import run_cli
+
+    assert "HUNG: journal" in run_cli("-c", conf, "--no-dropins", "status").out
