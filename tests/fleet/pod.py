@@ -32,7 +32,9 @@ CONTAINER_KEYS = {
     "resources",
     "securityContext",
     "volumeMounts",
+    "livenessProbe",
 }
+PROBE_KEYS = {"exec", "initialDelaySeconds", "periodSeconds", "timeoutSeconds", "failureThreshold"}
 SECURITY_KEYS = {
     "runAsUser",
     "runAsGroup",
@@ -146,6 +148,23 @@ def _security(main: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _healthcheck(main: dict[str, Any]) -> dict[str, Any]:
+    """The liveness probe as Docker's health check: the same command and timing (Docker
+    marks the container unhealthy where kubelet would restart it)."""
+    probe = main["livenessProbe"]
+    unknown = set(probe) - PROBE_KEYS
+    if unknown or set(probe["exec"]) != {"command"}:
+        raise SpecError(f"livenessProbe fields not reproduced: {sorted(unknown)}")
+    second = 1_000_000_000
+    return {
+        "Test": ["CMD", *probe["exec"]["command"]],
+        "Interval": probe["periodSeconds"] * second,
+        "Timeout": probe["timeoutSeconds"] * second,
+        "Retries": probe["failureThreshold"],
+        "StartPeriod": probe["initialDelaySeconds"] * second,
+    }
+
+
 def container_spec(
     resources: list[Resource],
     image: str,
@@ -169,6 +188,7 @@ def container_spec(
         "User": f"{context['runAsUser']}:{context['runAsGroup']}",
         "StopTimeout": grace_period(resources),
         "ExposedPorts": {f"{p['containerPort']}/tcp": {} for p in main["ports"]},
+        "Healthcheck": _healthcheck(main),
         "HostConfig": {
             "NetworkMode": "none",
             "Mounts": docker_mounts(resources, tree),

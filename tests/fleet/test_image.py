@@ -192,6 +192,29 @@ def _fetch_in_pod(pod: Pod, url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _probe_in_pod(pod: Pod) -> subprocess.CompletedProcess[str]:
+    """The liveness probe's exec command, run in the pod's namespaces as kubelet runs it."""
+    pid = pod.dockerd.engine.pid(pod.cid)
+    command = container(rendered("base"))["livenessProbe"]["exec"]["command"]
+    return subprocess.run(
+        ["nsenter", "-t", str(pid), "-m", "-n", "-p", "-i", "-u", "--", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_liveness_probe_passes_in_the_running_pod(pod: Pod) -> None:
+    """The image's nodeguard, the mounted config and state: the probe says alive once the
+    daemon reports (and Docker runs the same command as the container's health check)."""
+    health = pod.dockerd.engine.inspect(pod.cid)["Config"]["Healthcheck"]
+    command = container(rendered("base"))["livenessProbe"]["exec"]["command"]
+    assert health["Test"] == ["CMD", *command]
+    _wait_for("the liveness probe passing", lambda: _probe_in_pod(pod).returncode == 0, pod)
+    assert _probe_in_pod(pod).stdout.startswith("alive: pid ")
+
+
 def test_the_pod_serves_metrics_on_its_loopback(pod: Pod) -> None:
     """The daemon's alert part serves alerts.metrics_listen; once the disk part has run,
     the filesystems the pod sees are in it, with the node's name from the downward API."""
