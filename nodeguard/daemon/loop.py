@@ -40,6 +40,7 @@ INBOX_CAP = 10_000  # events waiting for a consuming part; the oldest are droppe
 HUNG_AFTER_MIN = 3600.0  # a part running longer than both of these is hung
 HUNG_INTERVALS = 10  # ... (in its own intervals)
 STATUS_MIN_GAP = 2.0  # seconds between status writes, whatever happens
+WARN = Severity.WARNING  # a new finding at this severity or worse runs the consumers now
 TRIM_AFTER = 0.2  # seconds: a part that ran this long hands its freed heap back (malloc_trim)
 
 
@@ -147,6 +148,7 @@ class Daemon:
     _last_ping: float = field(default=0.0, init=False)
     _last_status: float = field(default=0.0, init=False)
     _hung: set[str] = field(default_factory=set, init=False)
+    _warned: dict[str, set[tuple[Source, str, str]]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         import os
@@ -280,7 +282,7 @@ class Daemon:
             log_event(log, event)
         forward = done.outcome.forwarded if done.error is None else events
         self._forward(done.part, forward)
-        self._hurry(done.part, done.outcome.urgent, forward)
+        self._hurry(done.part, done.outcome.urgent, events)
         summary = {**done.outcome.summary, "error": done.error}
         self.book.finished(done.part.name, done.at, done.duration, summary)
         self._hung.discard(done.part.name)
@@ -296,13 +298,18 @@ class Daemon:
                     box.extend(events)
                     del box[:-INBOX_CAP]
 
-    def _hurry(self, source: Part, urgent: bool, forwarded: tuple[Event, ...]) -> None:
-        """Run the consumers now (not up to disk_interval later) when an event may be an
-        alert, and a part's ``feeds`` after its urgent outcome (queued transitions go
-        out at once). The lanes coalesce: a part already queued is not queued again."""
-        alarming = urgent or any(e.severity >= Severity.WARNING for e in forwarded)
+    def _hurry(self, source: Part, urgent: bool, events: tuple[Event, ...]) -> None:
+        """Run the consumers now (not up to disk_interval later) when a part reports a
+        finding at WARNING or worse that its previous run did not (source, kind,
+        subject): a new alert goes out within seconds, while a state that persists (a
+        journal that stays unavailable) does not make the disk part run every
+        journal_interval. A part's ``feeds`` run after its urgent outcome (transitions
+        queued). The lanes coalesce: a part already queued is not queued again."""
+        keys = {(e.source, str(e.kind), e.subject) for e in events if e.severity >= WARN}
+        fresh = bool(keys - self._warned.get(source.name, set()))
+        self._warned[source.name] = keys
         for part in self.parts:
-            consumer = part.consumes and part.name != source.name and alarming
+            consumer = part.consumes and part.name != source.name and fresh
             if consumer or (urgent and part.name in source.feeds):
                 self._due(part)
 

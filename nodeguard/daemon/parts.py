@@ -9,9 +9,9 @@ parts and passes their events on; every decision stays in the concern's own code
 Parts on the same ``lane`` never run at the same time (the rotation pass and the size
 watch share one: both take the pass lock). A part with ``consumes`` set receives the
 events the other parts produced since it last ran (alert delivery), and is run at once
-(not on its schedule) when one of them is WARNING or worse or an Outcome is ``urgent``
-(the journal's durable matches); a part's ``feeds`` are run at once after its urgent
-Outcome (the disk part queued alert transitions: delivery). A part already queued is
+(not on its schedule) when a part reports a new finding at WARNING or worse; a part's
+``feeds`` are run at once after its urgent Outcome (the disk part queued alert
+transitions: delivery). A part already queued is
 not queued twice, so a burst of events costs one extra run.
 """
 

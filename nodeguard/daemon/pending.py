@@ -49,8 +49,12 @@ class Taken:
 
 
 def alertable(events: Sequence[Event]) -> list[Event]:
-    """The events that can become alerts: the ones worth keeping across a crash."""
-    return [e for e in events if e.severity >= ALERTABLE]
+    """The journal's findings in entries (matches, rates, conditions) that can become
+    alerts: lost with the cursor if not kept. Its state events (unavailable, lag) are
+    reported again by the next run and stay in memory."""
+    from nodeguard.journal.model import FROM_ENTRIES
+
+    return [e for e in events if e.severity >= ALERTABLE and e.kind in FROM_ENTRIES]
 
 
 class PendingEvents:

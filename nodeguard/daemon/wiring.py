@@ -83,16 +83,14 @@ def journal(ctx: Context, on_metrics: Callable[[JournalMetrics], None] | None = 
         "recorded_dropped": kept.recorded_dropped,
     }
     forward = events if pending is None else tuple(e for e in events if id(e) not in kept.durable)
-    urgent = kept.recorded > 0
     if not ctx.render:
-        return Outcome(events, summary, forward=forward, urgent=urgent)
+        return Outcome(events, summary, forward=forward)
     return Outcome(
         events,
         summary,
         _journal_text(events, result.entries_read, ctx.dry_run),
         result_document(result),
         forward=forward,
-        urgent=urgent,
     )
 
 

@@ -34,6 +34,21 @@ class JournalKind(enum.StrEnum):
     VACUUM_FAILED = "vacuum-failed"
 
 
+# Kinds found in the entries read: once the cursor moved past those entries, nothing
+# finds them again, so the daemon records them durably before the cursor is saved. The
+# other kinds (unavailable, lag, read errors, ...) describe a state the next run reports
+# again.
+FROM_ENTRIES = frozenset(
+    {
+        JournalKind.MATCH,
+        JournalKind.RATE,
+        JournalKind.CONDITION_ACTIVE,
+        JournalKind.CONDITION_CLEARED,
+        JournalKind.SUPPRESSED,
+        JournalKind.FLOOD,
+    }
+)
+
 SEVERITY_BY_NAME = {
     "info": Severity.INFO,
     "warning": Severity.WARNING,
