@@ -73,16 +73,22 @@ def open_lock(path: Path) -> int:
     """Open (create 0600) the lock file ``path`` for flock; the caller closes the fd.
 
     LockUnusable (an OSError, message naming the path) when it cannot be opened or is
-    not a regular file: a folder, a symlink (never followed) or a FIFO in its place.
+    not a regular file: a folder, a symlink (never followed) or a FIFO in its place, or
+    a file with another name (a hard link), which the pid written into it would change.
     """
     try:
         fd = os.open(path, _LOCK_FLAGS, 0o600)
     except OSError as exc:
         why = "it is a symlink" if exc.errno == errno.ELOOP else exc.strerror
         raise LockUnusable(exc.errno, f"cannot open the lock: {why}", str(path)) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
         raise LockUnusable(errno.EINVAL, "the lock is not a regular file", str(path))
+    if st.st_nlink != 1:  # another name may be any file: the pid is never written into it
+        os.close(fd)
+        why = f"the lock has {st.st_nlink} hard links; never written"
+        raise LockUnusable(errno.EMLINK, why, str(path))
     return fd
 
 

@@ -61,11 +61,23 @@ def container_inventory(
     inventory = _inventory_with_samples(config, options, world)
     if options.apply and not options.dry_run and min_age is not None:
         try:
-            inventory = _remove_orphans(inventory, config, min_age)
+            inventory = _remove_orphans(inventory, config, min_age, world.euid)
         except LockBusy as exc:
             reason = f"another pass is running: {exc}"
             return _result([report.event(ContainersKind.LOCKED, str(config.state_dir), reason)])
+        except (StateDirUnsafe, OSError) as exc:  # LockUnusable is an OSError
+            reason = (
+                f"state_dir {config.state_dir} cannot be used: {_why(exc)}; nothing was changed"
+            )
+            event = report.event(ContainersKind.APPLY_REFUSED, str(config.state_dir), reason)
+            return _result([event])
     return _result(report.events(inventory))
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc)
 
 
 def _result(events: list[Event]) -> ContainersResult:
@@ -101,10 +113,12 @@ def _inventory_with_samples(config: Config, options: ContainersOptions, world: W
     return replace(inventory, problems=(*problems, *inventory.problems))
 
 
-def _remove_orphans(inventory: Inventory, config: Config, min_age: int) -> Inventory:
-    """Remove the removable orphans under the pass lock."""
+def _remove_orphans(inventory: Inventory, config: Config, min_age: int, euid: int) -> Inventory:
+    """Remove the removable orphans under the pass lock, in a state folder only we control
+    (StateDirUnsafe otherwise: its lock could be anything its owner put there)."""
     now = inventory.now
     done: list[OrphanPodDir] = []
+    ensure_state_dir(config.state_dir, euid)
     with pass_lock(config.state_dir):
         for orphan in inventory.orphans:
             done.append(_remove(orphan, config, min_age, now) if orphan.removable else orphan)
