@@ -37,7 +37,7 @@ from nodeguard.disk.forecast import Forecast, forecast
 from nodeguard.disk.reclaim import ReclaimHooks, ReclaimOutcome, RotationHooks, reclaim
 from nodeguard.disk.samples import Sample, SampleStore, load_store, save_store
 from nodeguard.events import Event, Severity, Source, log_event
-from nodeguard.state import StateDirUnsafe, StateDocument, ensure_state_dir
+from nodeguard.state import LockUnusable, StateDirUnsafe, StateDocument, ensure_state_dir
 from nodeguard.world import DiskUsage, World
 
 log = logging.getLogger("nodeguard.disk")
@@ -218,6 +218,10 @@ def disk_cycle(
         return _evaluate(run, events_in, hooks, mounts, False)
     except StateBusy as exc:
         run.problem(f"{exc}; evaluated without saving", Severity.WARNING)
+        return _evaluate(replace(run, dry_run=True), events_in, hooks, mounts, False)
+    except LockUnusable as exc:  # raised by state_lock before _evaluate began
+        why = f"{exc.filename}: {exc.strerror}"
+        run.problem(f"state folder unusable ({why}); nothing saved or queued", Severity.ERROR)
         return _evaluate(replace(run, dry_run=True), events_in, hooks, mounts, False)
 
 
