@@ -8,6 +8,7 @@ running them, or fake a disk's usage. Nothing in nodeguard calls ``datetime.now`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -65,12 +66,13 @@ def run_command(argv: list[str], timeout: float) -> CommandResult:
     """
     import tempfile
 
-    try:
-        out = tempfile.TemporaryFile()
-    except OSError as exc:
-        code, failure = _run_into(argv, timeout, subprocess.DEVNULL)
-        return CommandResult(code, failure or f"output not kept: {exc.filename}: {exc.strerror}")
-    with out:
+    with contextlib.ExitStack() as stack:
+        try:
+            out = stack.enter_context(tempfile.TemporaryFile())
+        except OSError as exc:
+            code, failure = _run_into(argv, timeout, subprocess.DEVNULL)
+            why = f"output not kept: {exc.filename}: {exc.strerror}"
+            return CommandResult(code, failure or why)
         code, failure = _run_into(argv, timeout, out)
         if failure is not None:
             return CommandResult(code, failure)
