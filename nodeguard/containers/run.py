@@ -98,7 +98,7 @@ def _inventory_with_samples(config: Config, options: ContainersOptions, world: W
             ensure_state_dir(config.state_dir, world.euid)
             clean_stale_temps(config.state_dir, now)
     except (StateDirUnsafe, OSError) as exc:
-        problems.append(f"cannot keep growth samples: {exc}")
+        problems.append(f"cannot keep growth samples: {_why(exc)}")
         document = None
     if document is not None:
         samples, problem = load_samples(document)
@@ -109,7 +109,7 @@ def _inventory_with_samples(config: Config, options: ContainersOptions, world: W
         try:
             save_samples(document, {r.key: r.total_bytes for r in inventory.containers}, now)
         except OSError as exc:
-            problems.append(f"{document.path}: cannot store growth samples: {exc}")
+            problems.append(f"{document.path}: cannot store growth samples: {exc.strerror or exc}")
     return replace(inventory, problems=(*problems, *inventory.problems))
 
 
