@@ -258,6 +258,22 @@ def check_state_entries(
             raise StateDirUnsafe(f"{entry}: not a regular file ({kind}); move it away")
 
 
+def check_trusted_dir(path: Path, euid: int) -> None:
+    """Refuse a folder whose content decides what root removes, unless only root (or
+    ``euid``) can change it: the rules of :func:`check_state_dir`, and the folder itself
+    may be a root-owned symlink in such a folder (a root moved to a data disk), whose
+    target is then checked the same way. StateDirUnsafe names the component."""
+    path = Path(os.path.abspath(path))
+    try:
+        st = os.lstat(path)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISLNK(st.st_mode) and st.st_uid == 0:
+        check_state_dir(path.parent, euid)
+        path = Path(os.path.realpath(path))
+    check_state_dir(path, euid)
+
+
 def ensure_state_dir(path: Path, euid: int) -> None:
     """Create the state folder 0700 if missing, then check it (StateDirUnsafe if unsafe)."""
     check_state_dir(path, euid)

@@ -30,6 +30,7 @@ from nodeguard.state import (
     LockBusy,
     StateDirUnsafe,
     StateDocument,
+    check_trusted_dir,
     clean_stale_temps,
     ensure_state_dir,
     pass_lock,
@@ -66,10 +67,8 @@ def container_inventory(
             reason = f"another pass is running: {exc}"
             return _result([report.event(ContainersKind.LOCKED, str(config.state_dir), reason)])
         except (StateDirUnsafe, OSError) as exc:  # LockUnusable is an OSError
-            reason = (
-                f"state_dir {config.state_dir} cannot be used: {_why(exc)}; nothing was changed"
-            )
-            event = report.event(ContainersKind.APPLY_REFUSED, str(config.state_dir), reason)
+            reason = f"orphan removal refused: {_why(exc)}; nothing was changed"
+            event = report.event(ContainersKind.APPLY_REFUSED, "containers", reason)
             return _result([event])
     return _result(report.events(inventory))
 
@@ -114,11 +113,15 @@ def _inventory_with_samples(config: Config, options: ContainersOptions, world: W
 
 
 def _remove_orphans(inventory: Inventory, config: Config, min_age: int, euid: int) -> Inventory:
-    """Remove the removable orphans under the pass lock, in a state folder only we control
-    (StateDirUnsafe otherwise: its lock could be anything its owner put there)."""
+    """Remove the removable orphans under the pass lock. The state folder, the links
+    folder and the pods root must be ones only root can change (StateDirUnsafe naming
+    the component otherwise): their content decides what is removed."""
     now = inventory.now
     done: list[OrphanPodDir] = []
     ensure_state_dir(config.state_dir, euid)
+    # The links folder says which pods live; the pods root is what gets removed.
+    check_trusted_dir(config.containers.containers_dir, euid)
+    check_trusted_dir(config.containers.pods_dir, euid)
     with pass_lock(config.state_dir):
         for orphan in inventory.orphans:
             done.append(_remove(orphan, config, min_age, now) if orphan.removable else orphan)

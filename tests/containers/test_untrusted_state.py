@@ -97,3 +97,58 @@ def test_apply_with_a_folder_for_a_lock_is_a_clear_error(
     assert code == 2
     assert f"{node.state}/nodeguard.lock: cannot open the lock: Is a directory" in err
     assert "nothing was changed" in err and "Traceback" not in err
+
+
+LIVE_UID = "eeeeeeee-0000-0000-0000-00000000000e"
+
+
+def _quiet_live_pod(node: Node) -> Path:
+    """A running pod that has printed nothing for 10 days: its link says it is alive."""
+    node.containers_extra = {"remove_orphaned_pod_logs_after": "1d"}
+    node.cri("default", "quiet", LIVE_UID, "app", live=cri_lines(5))
+    pod = node.pods / f"default_quiet_{LIVE_UID}"
+    _age(pod, 10 * DAY)
+    return pod
+
+
+def test_apply_refuses_a_containers_folder_another_user_swapped_in(node: Node) -> None:
+    """Whoever can change the links folder decides what looks orphaned: with an empty
+    folder of theirs in its place, every quiet live pod's logs looked removable."""
+    pod = _quiet_live_pod(node)
+    node.links.rename(node.links.with_name("containers.real"))
+    node.links.mkdir()
+    os.chown(node.links, NOBODY, NOBODY)
+
+    result = inventory_at(node, NOW, apply=True)
+
+    assert (pod / "app" / "0.log").read_bytes() == cri_lines(5)
+    assert int(result.exit) == 2
+    [refusal] = result.of(ContainersKind.APPLY_REFUSED)
+    assert f"{node.links}: owned by uid {NOBODY}, not root" in refusal.reason
+
+
+def test_apply_refuses_links_under_a_group_writable_folder(node: Node) -> None:
+    """Ubuntu's /var/log is root:syslog 0775: that group could swap the links folder."""
+    pod = _quiet_live_pod(node)
+    node.links.parent.chmod(0o775)
+
+    result = inventory_at(node, NOW, apply=True)
+
+    assert (pod / "app" / "0.log").exists()
+    [refusal] = result.of(ContainersKind.APPLY_REFUSED)
+    assert f"{node.links.parent}: writable by group or others" in refusal.reason
+
+
+def test_a_pods_root_that_is_roots_symlink_still_allows_removal(node: Node) -> None:
+    node.containers_extra = {"remove_orphaned_pod_logs_after": "1d"}
+    node.cri("default", "gone", UID, "app", live=cri_lines(5), link=False)
+    real = node.root / "data" / "pods"
+    real.parent.mkdir()
+    node.pods.rename(real)
+    node.pods.symlink_to(real)
+    _age(real / f"default_gone_{UID}", 10 * DAY)
+
+    result = inventory_at(node, NOW, apply=True)
+
+    assert int(result.exit) == 0, [e.reason for e in result.events if e.severity >= 30]
+    assert not (real / f"default_gone_{UID}").exists()
