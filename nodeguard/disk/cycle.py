@@ -330,7 +330,13 @@ def _readable_state(run: _Run) -> bool:
     from nodeguard.state import check_state_dir
 
     state_dir = run.config.state_dir
-    if not state_dir.is_dir() or not os.access(state_dir, os.R_OK | os.X_OK):
+    if not os.path.lexists(state_dir):
+        return False  # nothing kept yet
+    if not state_dir.is_dir():
+        if not any(e.subject == str(state_dir) for e in run.events):  # said once
+            run.problem(f"state folder not used ({state_dir}: not a directory); no history used")
+        return False
+    if not os.access(state_dir, os.R_OK | os.X_OK):
         return False
     try:
         check_state_dir(state_dir, run.world.euid)

@@ -50,3 +50,16 @@ def test_an_unusable_lock_is_a_problem_not_a_crash(tmp_path: Path, make: object)
     assert "Errno" not in problem.reason
     assert sorted(os.listdir(state)) == ["disk.lock"]
     assert hashlib.sha256(victim.read_bytes()).hexdigest() == before
+
+
+def test_a_state_folder_that_is_a_file_is_said_not_silently_ignored(tmp_path: Path) -> None:
+    """``nodeguard disk`` / ``check`` read history from the state folder; one they cannot
+    use is a note, so a missing forecast is never taken for a quiet disk."""
+    config = load(tmp_path)
+    (tmp_path / "state").write_bytes(b"not a folder\n")
+
+    result = disk_cycle(config, fake_world(Clock(), Probe(free=1 * GIB)), dry_run=True)
+
+    reasons = [e.reason for e in result.events if e.kind == DiskKind.PROBLEM]
+    assert any(f"{tmp_path / 'state'}: not a directory" in r for r in reasons), reasons
+    assert (tmp_path / "state").read_bytes() == b"not a folder\n"
