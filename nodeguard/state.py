@@ -100,11 +100,13 @@ class StateFile:
 
     def load(self) -> dict[str, Any]:
         """Return the stored document, or raise StateCorrupt naming the problem."""
-        try:
-            text = self.path.read_text("utf-8")
+        try:  # capped, typed, never through a symlink, never blocking on a FIFO
+            text = read_capped(self.path).decode("utf-8")
         except FileNotFoundError:
             return {"version": STATE_VERSION}
-        except (OSError, UnicodeDecodeError) as exc:
+        except OSError as exc:
+            raise StateCorrupt(f"{self.path}: cannot read: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
             raise StateCorrupt(f"{self.path}: cannot read: {exc}") from None
         try:
             data = json.loads(text)

@@ -126,3 +126,38 @@ def test_nan_and_infinity_make_a_document_corrupt(state_dir: Path) -> None:
         loaded = doc.load()
         assert loaded.data is None, constant
         assert loaded.problem is not None and constant[:20] in loaded.problem, loaded.problem
+
+
+@pytest.mark.parametrize("kind", ["fifo", "huge", "symlink"])
+def test_the_plain_state_file_reads_capped_and_never_blocks(tmp_path: Path, kind: str) -> None:
+    """``StateFile`` read its path whole, following links: a FIFO hung the reader."""
+    import threading
+
+    from nodeguard.state import STATE_READ_CAP, StateCorrupt, StateFile
+
+    path = tmp_path / "state.json"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "huge":
+        with path.open("wb") as handle:
+            handle.truncate(STATE_READ_CAP + 1)
+    else:
+        path.symlink_to("/etc/passwd")
+    outcome: list[BaseException | dict[str, object]] = []
+
+    def load() -> None:
+        try:
+            outcome.append(StateFile(path).load())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=load, daemon=True)
+    reader.start()
+    reader.join(5)
+    if reader.is_alive():  # unblock the reader so the test can end
+        with open(path, "wb"):
+            pass
+        pytest.fail("StateFile.load() blocked on a FIFO")
+    [result] = outcome
+    assert isinstance(result, StateCorrupt), result
+    assert str(path) in str(result)
