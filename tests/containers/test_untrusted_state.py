@@ -152,3 +152,45 @@ def test_a_pods_root_that_is_roots_symlink_still_allows_removal(node: Node) -> N
 
     assert int(result.exit) == 0, [e.reason for e in result.events if e.severity >= 30]
     assert not (real / f"default_gone_{UID}").exists()
+
+
+def test_the_idle_check_survives_a_deep_tree(tmp_path: Path) -> None:
+    """newest_mtime runs after the removal plan; a tree grown deep in between (any depth
+    a user can make) must be an OSError naming it, never a RecursionError."""
+    from nodeguard.containers.orphans import newest_mtime
+
+    pod = tmp_path / f"default_deep_{UID}"
+    os.mkdir(pod)
+    current = os.open(pod, DIR)
+    for _ in range(1200):  # each level relative to the previous: no PATH_MAX limit
+        os.mkdir("d", dir_fd=current)
+        deeper = os.open("d", DIR, dir_fd=current)
+        os.close(current)
+        current = deeper
+    os.close(current)
+    root = os.open(tmp_path, DIR)
+    try:
+        with pytest.raises(OSError, match="folder inside a container log folder"):
+            newest_mtime(root, pod.name)
+    finally:
+        os.close(root)
+        _remove_chain(pod)
+
+
+DIR = os.O_RDONLY | os.O_DIRECTORY
+
+
+def _remove_chain(top: Path) -> None:
+    """Remove the chain top/d/d/... without recursion (pytest's cleanup recurses)."""
+    current, depth = os.open(top, DIR), 0
+    while "d" in os.listdir(current):
+        deeper = os.open("d", DIR, dir_fd=current)
+        os.close(current)
+        current, depth = deeper, depth + 1
+    for _ in range(depth):
+        parent = os.open("..", DIR, dir_fd=current)
+        os.close(current)
+        os.rmdir("d", dir_fd=parent)
+        current = parent
+    os.close(current)
+    os.rmdir(top)
