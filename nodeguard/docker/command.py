@@ -58,9 +58,9 @@ def handle(args: argparse.Namespace, config: Config) -> int:
     if args.restart and not args.apply:
         print("nodeguard: --restart goes with --apply", file=sys.stderr)
         return Exit.USAGE
-    quiet_logs()
     mode = Mode.CHECK if args.check else Mode.DIFF if args.diff else Mode.APPLY
-    result = docker_config(config, DockerOptions(mode, restart=args.restart), World())
+    with quiet_logs("docker", args.verbose):
+        result = docker_config(config, DockerOptions(mode, restart=args.restart), World())
     if args.json:
         sys.stdout.write(render_json(result))
     else:

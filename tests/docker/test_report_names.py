@@ -47,3 +47,32 @@ def test_stale_container_names_are_escaped(tmp_path: Path) -> None:
     assert "evil\\x1b[2J\\nFORGED\\xff" in text
     assert "\x1b" not in text
     assert not any(line.startswith("FORGED") for line in text.splitlines())
+
+
+def test_a_refusal_is_said_once_on_stderr(tmp_path: Path) -> None:
+    """The command's output is its rendered events; their log records used to repeat
+    each refusal on stderr (``nodeguard: ERROR PATH: PATH: ...`` then the message)."""
+    daemon_json = tmp_path / "daemon.json"
+    os.mkfifo(daemon_json)
+    config = write_nodeguard_config(tmp_path, daemon_json)
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    done = subprocess.run(
+        [
+            str(VENV_BIN / "nodeguard"),
+            "-c",
+            str(config),
+            "--no-dropins",
+            "docker-config",
+            "--check",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 2
+    said = [line for line in done.stderr.splitlines() if "is not a regular file" in line]
+    assert said == [
+        f"nodeguard: {daemon_json}: is not a regular file; nodeguard edits only a regular file"
+    ]
