@@ -216,7 +216,10 @@ def check_state_dir(path: Path, euid: int) -> None:
 
 def _check_component(part: Path, st: os.stat_result, euid: int, child: Path | None) -> None:
     if stat.S_ISLNK(st.st_mode) and child is not None and st.st_uid == 0:
-        return  # a root-owned symlink in a parent (e.g. /var/run -> /run) is root's choice
+        # A root-owned symlink in a parent (e.g. /var/run -> /run) is root's choice; the
+        # folders it leads through must pass the same checks.
+        check_state_dir(Path(os.path.realpath(part)), euid)
+        return
     if not stat.S_ISDIR(st.st_mode):
         raise StateDirUnsafe(f"{part}: not a directory")
     if st.st_uid not in (0, euid):

@@ -161,3 +161,31 @@ def test_the_plain_state_file_reads_capped_and_never_blocks(tmp_path: Path, kind
     [result] = outcome
     assert isinstance(result, StateCorrupt), result
     assert str(path) in str(result)
+
+
+def test_a_roots_symlink_above_the_state_folder_leads_only_through_roots_folders(
+    tmp_path: Path,
+) -> None:
+    """A root-owned link in a parent (``/var/run -> /run``) is root's choice, but where it
+    leads must be root's too: a folder another user owns on the way lets that user swap
+    the state folder (and its intent records) after the check."""
+    from nodeguard.state import StateDirUnsafe, check_state_dir
+
+    theirs = tmp_path / "home" / "alice"
+    (theirs / "lib" / "state").mkdir(parents=True, mode=0o700)
+    (theirs / "lib").chmod(0o755)
+    os.chown(theirs, 65534, 65534)
+    link = tmp_path / "lib"
+    link.symlink_to(theirs / "lib")
+
+    with pytest.raises(StateDirUnsafe, match=f"{theirs}: owned by uid 65534"):
+        check_state_dir(link / "state", 0)
+
+
+def test_a_roots_symlink_to_roots_folders_is_fine(tmp_path: Path) -> None:
+    from nodeguard.state import check_state_dir
+
+    (tmp_path / "run" / "state").mkdir(parents=True, mode=0o700)
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "run").symlink_to(tmp_path / "run")
+    check_state_dir(tmp_path / "var" / "run" / "state", 0)
