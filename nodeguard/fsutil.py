@@ -64,14 +64,17 @@ def atomic_write(
     """Replace ``path`` with ``data`` atomically.
 
     Mode and owner default to the existing file's (0644/root for a new file), so a
-    rewrite never widens or narrows access by accident.
+    rewrite never widens or narrows access by accident. Only a regular file lends them:
+    a symlink at the name is replaced, and what it points to is never looked at.
     """
     try:
-        old = path.stat()
+        old: os.stat_result | None = os.lstat(path)
+    except FileNotFoundError:
+        old = None
+    if old is not None and stat.S_ISREG(old.st_mode):
         mode = stat.S_IMODE(old.st_mode) if mode is None else mode
         owner = (old.st_uid, old.st_gid) if owner is None else owner
-    except FileNotFoundError:
-        mode = 0o644 if mode is None else mode
+    mode = 0o644 if mode is None else mode
     tmp = path.with_name(unique_temp_name(path.name))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:

@@ -12,9 +12,10 @@ know where, or whether, it is shown.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol, TextIO
 
 
@@ -95,10 +96,20 @@ def progress_for(stream: TextIO, label: str, *, enabled: bool = True) -> Progres
     return NO_PROGRESS
 
 
-def quiet_logs() -> None:
-    """A CLI command's output is its rendered events: keep Python's last-resort handler
-    from printing their log records a second time on stderr. The daemon (or a future
-    ``--verbose``) adds real handlers to the ``nodeguard`` logger."""
-    root = logging.getLogger("nodeguard")
-    if not root.handlers:
-        root.addHandler(logging.NullHandler())
+@contextlib.contextmanager
+def quiet_logs(concern: str, verbose: int = 0) -> Iterator[None]:
+    """While a CLI command runs, its output is its rendered events: the records the
+    concern logs for the same events (on ``nodeguard.<concern>``) would say each one a
+    second time on stderr, so they stop there unless -v asks for them."""
+    logger = logging.getLogger(f"nodeguard.{concern}")
+    if verbose:
+        yield
+        return
+    sink, propagate = logging.NullHandler(), logger.propagate
+    logger.addHandler(sink)  # with no handler, logging's last resort would print them
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.propagate = propagate
+        logger.removeHandler(sink)

@@ -73,16 +73,22 @@ def open_lock(path: Path) -> int:
     """Open (create 0600) the lock file ``path`` for flock; the caller closes the fd.
 
     LockUnusable (an OSError, message naming the path) when it cannot be opened or is
-    not a regular file: a folder, a symlink (never followed) or a FIFO in its place.
+    not a regular file: a folder, a symlink (never followed) or a FIFO in its place, or
+    a file with another name (a hard link), which the pid written into it would change.
     """
     try:
         fd = os.open(path, _LOCK_FLAGS, 0o600)
     except OSError as exc:
         why = "it is a symlink" if exc.errno == errno.ELOOP else exc.strerror
         raise LockUnusable(exc.errno, f"cannot open the lock: {why}", str(path)) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
         raise LockUnusable(errno.EINVAL, "the lock is not a regular file", str(path))
+    if st.st_nlink != 1:  # another name may be any file: the pid is never written into it
+        os.close(fd)
+        why = f"the lock has {st.st_nlink} hard links; never written"
+        raise LockUnusable(errno.EMLINK, why, str(path))
     return fd
 
 
@@ -94,11 +100,13 @@ class StateFile:
 
     def load(self) -> dict[str, Any]:
         """Return the stored document, or raise StateCorrupt naming the problem."""
-        try:
-            text = self.path.read_text("utf-8")
+        try:  # capped, typed, never through a symlink, never blocking on a FIFO
+            text = read_capped(self.path).decode("utf-8")
         except FileNotFoundError:
             return {"version": STATE_VERSION}
-        except (OSError, UnicodeDecodeError) as exc:
+        except OSError as exc:
+            raise StateCorrupt(f"{self.path}: cannot read: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
             raise StateCorrupt(f"{self.path}: cannot read: {exc}") from None
         try:
             data = json.loads(text)
@@ -208,7 +216,10 @@ def check_state_dir(path: Path, euid: int) -> None:
 
 def _check_component(part: Path, st: os.stat_result, euid: int, child: Path | None) -> None:
     if stat.S_ISLNK(st.st_mode) and child is not None and st.st_uid == 0:
-        return  # a root-owned symlink in a parent (e.g. /var/run -> /run) is root's choice
+        # A root-owned symlink in a parent (e.g. /var/run -> /run) is root's choice; the
+        # folders it leads through must pass the same checks.
+        check_state_dir(Path(os.path.realpath(part)), euid)
+        return
     if not stat.S_ISDIR(st.st_mode):
         raise StateDirUnsafe(f"{part}: not a directory")
     if st.st_uid not in (0, euid):
@@ -250,6 +261,22 @@ def check_state_entries(
         elif not stat.S_ISREG(st.st_mode):
             kind = stat.filemode(st.st_mode)
             raise StateDirUnsafe(f"{entry}: not a regular file ({kind}); move it away")
+
+
+def check_trusted_dir(path: Path, euid: int) -> None:
+    """Refuse a folder whose content decides what root removes, unless only root (or
+    ``euid``) can change it: the rules of :func:`check_state_dir`, and the folder itself
+    may be a root-owned symlink in such a folder (a root moved to a data disk), whose
+    target is then checked the same way. StateDirUnsafe names the component."""
+    path = Path(os.path.abspath(path))
+    try:
+        st = os.lstat(path)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISLNK(st.st_mode) and st.st_uid == 0:
+        check_state_dir(path.parent, euid)
+        path = Path(os.path.realpath(path))
+    check_state_dir(path, euid)
 
 
 def ensure_state_dir(path: Path, euid: int) -> None:

@@ -8,6 +8,7 @@ running them, or fake a disk's usage. Nothing in nodeguard calls ``datetime.now`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -17,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 OUTPUT_TAIL = 4096
 NODE_NAME_ENV = "NODE_NAME"
@@ -60,28 +61,43 @@ def run_command(argv: list[str], timeout: float) -> CommandResult:
 
     Output goes to a temp file, not a pipe, so a background child that inherits
     stdout cannot make us wait past the command's own exit, and memory stays bounded
-    whatever the command prints.
+    whatever the command prints. Where no temp file can be made (a full disk, no inodes
+    left: when a reclaim runs), the command still runs, its output discarded.
     """
     import tempfile
 
-    with tempfile.TemporaryFile() as out:
+    with contextlib.ExitStack() as stack:
         try:
-            done = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return CommandResult(124, f"timed out after {timeout:.0f}s")
+            out = stack.enter_context(tempfile.TemporaryFile())
         except OSError as exc:
-            return CommandResult(127, f"cannot run {argv[0]}: {exc.strerror}")
+            code, failure = _run_into(argv, timeout, subprocess.DEVNULL)
+            why = f"output not kept: {exc.filename}: {exc.strerror}"
+            return CommandResult(code, failure or why)
+        code, failure = _run_into(argv, timeout, out)
+        if failure is not None:
+            return CommandResult(code, failure)
         size = out.seek(0, os.SEEK_END)
         out.seek(max(0, size - OUTPUT_TAIL))
         tail = out.read().decode("utf-8", "replace").strip()
-    return CommandResult(done.returncode, tail)
+    return CommandResult(code, tail)
+
+
+def _run_into(argv: list[str], timeout: float, out: IO[bytes] | int) -> tuple[int, str | None]:
+    """The command's exit status, and why it could not run or finish (None if it did)."""
+    try:
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return 124, f"timed out after {timeout:.0f}s"
+    except OSError as exc:
+        return 127, f"cannot run {argv[0]}: {exc.strerror}"
+    return done.returncode, None
 
 
 def statvfs_usage(path: str) -> DiskUsage:

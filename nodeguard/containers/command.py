@@ -40,10 +40,10 @@ def handler(args: argparse.Namespace, config: Config) -> int:
     from nodeguard.progress import progress_for, quiet_logs
     from nodeguard.world import World
 
-    quiet_logs()
     progress = progress_for(sys.stderr, "containers", enabled=not args.json)
     options = ContainersOptions(apply=args.apply, progress=progress)
-    result = container_inventory(config, options, World())
+    with quiet_logs("containers", args.verbose):
+        result = container_inventory(config, options, World())
     stopped = result.of(ContainersKind.APPLY_REFUSED, ContainersKind.LOCKED)
     if stopped:
         for event in stopped:

@@ -207,17 +207,36 @@ def _remove_planned(pod_fd: int, plan: list[_Planned], home: tuple[int, int]) ->
 
 
 def newest_mtime(root_fd: int, name: str) -> float:
-    """The newest mtime of ``name`` (a directory below ``root_fd``) and all inside it."""
+    """The newest mtime of the pod folder ``name`` below ``root_fd`` and of all inside it.
+
+    Two levels, as kubelet lays a pod folder out (container folders of log files): a
+    folder deeper down means the folder changed since it was checked (OSError ESTALE),
+    so a tree of any depth costs one listing per container folder, never a recursion.
+    """
     fd = os.open(name, DIR_FLAGS, dir_fd=root_fd)
     try:
         newest = os.fstat(fd).st_mtime
+        for entry in os.listdir(fd):
+            st = os.stat(entry, dir_fd=fd, follow_symlinks=False)
+            newest = max(newest, st.st_mtime)
+            if stat.S_ISDIR(st.st_mode):
+                newest = max(newest, _newest_in_container_dir(fd, entry))
     finally:
         os.close(fd)
-    for _root, dirs, files, dir_fd in os.fwalk(name, follow_symlinks=False, dir_fd=root_fd):
-        newest = max(newest, os.fstat(dir_fd).st_mtime)
-        for entry in (*files, *dirs):
-            st = os.stat(entry, dir_fd=dir_fd, follow_symlinks=False)
+    return newest
+
+
+def _newest_in_container_dir(pod_fd: int, name: str) -> float:
+    fd = os.open(name, DIR_FLAGS, dir_fd=pod_fd)
+    try:
+        newest = os.fstat(fd).st_mtime
+        for entry in os.listdir(fd):
+            st = os.stat(entry, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                raise OSError(errno.ESTALE, "a folder inside a container log folder", entry)
             newest = max(newest, st.st_mtime)
+    finally:
+        os.close(fd)
     return newest
 
 

@@ -14,6 +14,7 @@ from nodeguard.config.units import format_size
 from nodeguard.containers.orphans import human_duration
 from nodeguard.containers.outcome import ORPHAN_KINDS, PROBLEM_KINDS, ROW_KINDS, ContainersKind
 from nodeguard.events import Event
+from nodeguard.rotation.report import printable
 
 HEADERS = ("RUNTIME", "CONTAINER", "LIVE", "ROTATED", "FILES", "GROWTH", "BOUNDED BY")
 
@@ -46,7 +47,9 @@ def render_text(events: Sequence[Event]) -> str:
     if problems:
         lines.append("problems:")
         lines += [f"  - {p}" for p in problems]
-    return "\n".join(lines) + "\n"
+    # Names are their creators' choice: no newline, escape sequence or undecodable byte
+    # may reach the terminal (rotation's report escapes them the same way).
+    return "\n".join(printable(line) for line in lines) + "\n"
 
 
 def _one(events: Sequence[Event], kind: ContainersKind) -> Mapping[str, Any]:
@@ -61,7 +64,7 @@ def _cells(row: Mapping[str, Any]) -> tuple[str, ...]:
     shown = "-" if growth is None else f"{format_size(round(growth))}/s"
     return (
         row["runtime"],
-        who,
+        printable(who),
         format_size(row["live_bytes"]),
         format_size(row["rotated_bytes"]),
         str(row["files"]),

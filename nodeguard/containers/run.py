@@ -30,6 +30,7 @@ from nodeguard.state import (
     LockBusy,
     StateDirUnsafe,
     StateDocument,
+    check_trusted_dir,
     clean_stale_temps,
     ensure_state_dir,
     pass_lock,
@@ -61,11 +62,21 @@ def container_inventory(
     inventory = _inventory_with_samples(config, options, world)
     if options.apply and not options.dry_run and min_age is not None:
         try:
-            inventory = _remove_orphans(inventory, config, min_age)
+            inventory = _remove_orphans(inventory, config, min_age, world.euid)
         except LockBusy as exc:
             reason = f"another pass is running: {exc}"
             return _result([report.event(ContainersKind.LOCKED, str(config.state_dir), reason)])
+        except (StateDirUnsafe, OSError) as exc:  # LockUnusable is an OSError
+            reason = f"orphan removal refused: {_why(exc)}; nothing was changed"
+            event = report.event(ContainersKind.APPLY_REFUSED, "containers", reason)
+            return _result([event])
     return _result(report.events(inventory))
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc)
 
 
 def _result(events: list[Event]) -> ContainersResult:
@@ -86,7 +97,7 @@ def _inventory_with_samples(config: Config, options: ContainersOptions, world: W
             ensure_state_dir(config.state_dir, world.euid)
             clean_stale_temps(config.state_dir, now)
     except (StateDirUnsafe, OSError) as exc:
-        problems.append(f"cannot keep growth samples: {exc}")
+        problems.append(f"cannot keep growth samples: {_why(exc)}")
         document = None
     if document is not None:
         samples, problem = load_samples(document)
@@ -97,14 +108,20 @@ def _inventory_with_samples(config: Config, options: ContainersOptions, world: W
         try:
             save_samples(document, {r.key: r.total_bytes for r in inventory.containers}, now)
         except OSError as exc:
-            problems.append(f"{document.path}: cannot store growth samples: {exc}")
+            problems.append(f"{document.path}: cannot store growth samples: {exc.strerror or exc}")
     return replace(inventory, problems=(*problems, *inventory.problems))
 
 
-def _remove_orphans(inventory: Inventory, config: Config, min_age: int) -> Inventory:
-    """Remove the removable orphans under the pass lock."""
+def _remove_orphans(inventory: Inventory, config: Config, min_age: int, euid: int) -> Inventory:
+    """Remove the removable orphans under the pass lock. The state folder, the links
+    folder and the pods root must be ones only root can change (StateDirUnsafe naming
+    the component otherwise): their content decides what is removed."""
     now = inventory.now
     done: list[OrphanPodDir] = []
+    ensure_state_dir(config.state_dir, euid)
+    # The links folder says which pods live; the pods root is what gets removed.
+    check_trusted_dir(config.containers.containers_dir, euid)
+    check_trusted_dir(config.containers.pods_dir, euid)
     with pass_lock(config.state_dir):
         for orphan in inventory.orphans:
             done.append(_remove(orphan, config, min_age, now) if orphan.removable else orphan)

@@ -37,7 +37,7 @@ from nodeguard.disk.forecast import Forecast, forecast
 from nodeguard.disk.reclaim import ReclaimHooks, ReclaimOutcome, RotationHooks, reclaim
 from nodeguard.disk.samples import Sample, SampleStore, load_store, save_store
 from nodeguard.events import Event, Severity, Source, log_event
-from nodeguard.state import StateDirUnsafe, StateDocument, ensure_state_dir
+from nodeguard.state import LockUnusable, StateDirUnsafe, StateDocument, ensure_state_dir
 from nodeguard.world import DiskUsage, World
 
 log = logging.getLogger("nodeguard.disk")
@@ -219,6 +219,10 @@ def disk_cycle(
     except StateBusy as exc:
         run.problem(f"{exc}; evaluated without saving", Severity.WARNING)
         return _evaluate(replace(run, dry_run=True), events_in, hooks, mounts, False)
+    except LockUnusable as exc:  # raised by state_lock before _evaluate began
+        why = f"{exc.filename}: {exc.strerror}"
+        run.problem(f"state folder unusable ({why}); nothing saved or queued", Severity.ERROR)
+        return _evaluate(replace(run, dry_run=True), events_in, hooks, mounts, False)
 
 
 def _state_ready(run: _Run) -> bool:
@@ -326,7 +330,13 @@ def _readable_state(run: _Run) -> bool:
     from nodeguard.state import check_state_dir
 
     state_dir = run.config.state_dir
-    if not state_dir.is_dir() or not os.access(state_dir, os.R_OK | os.X_OK):
+    if not os.path.lexists(state_dir):
+        return False  # nothing kept yet
+    if not state_dir.is_dir():
+        if not any(e.subject == str(state_dir) for e in run.events):  # said once
+            run.problem(f"state folder not used ({state_dir}: not a directory); no history used")
+        return False
+    if not os.access(state_dir, os.R_OK | os.X_OK):
         return False
     try:
         check_state_dir(state_dir, run.world.euid)

@@ -14,6 +14,7 @@ from nodeguard.config.units import format_size
 from nodeguard.disk.cycle import DiskResult, FsReport
 from nodeguard.disk.rules import consumer_text, duration_text
 from nodeguard.exitcodes import Nagios
+from nodeguard.rotation.report import printable
 
 CHART_ROWS = 6
 CHART_HISTORY = 36
@@ -33,7 +34,9 @@ def render_text(result: DiskResult, chart: bool) -> str:
         lines.append("no filesystem watched")
     problems = [e for e in result.events if str(e.kind) == "problem"]
     lines += [f"note: {e.reason}" for e in problems]
-    return "\n".join(lines).rstrip() + "\n"
+    # Consumers are named by path, and their users choose the names: escaped, no line
+    # can be forged and no escape sequence reaches the terminal (as rotation's report).
+    return "\n".join(printable(line) for line in lines).rstrip() + "\n"
 
 
 def _fs_text(result: DiskResult, r: FsReport, chart: bool) -> list[str]:
@@ -180,7 +183,7 @@ def nagios_text(result: DiskResult, code: int, checks: Sequence[FsCheck], cfg: D
         f"NODEGUARD DISK {STATUS[code]} - {crit} critical, {warn} warning, "
         f"{len(checks)} filesystems"
     )
-    return "\n".join([head, *(_nagios_line(c, cfg) for c in checks)]) + "\n"
+    return "\n".join([head, *(printable(_nagios_line(c, cfg)) for c in checks)]) + "\n"
 
 
 def _nagios_line(c: FsCheck, cfg: DiskConfig) -> str:

@@ -58,9 +58,9 @@ def handle(args: argparse.Namespace, config: Config) -> int:
     if args.restart and not args.apply:
         print("nodeguard: --restart goes with --apply", file=sys.stderr)
         return Exit.USAGE
-    quiet_logs()
     mode = Mode.CHECK if args.check else Mode.DIFF if args.diff else Mode.APPLY
-    result = docker_config(config, DockerOptions(mode, restart=args.restart), World())
+    with quiet_logs("docker", args.verbose):
+        result = docker_config(config, DockerOptions(mode, restart=args.restart), World())
     if args.json:
         sys.stdout.write(render_json(result))
     else:
@@ -79,12 +79,15 @@ def render_json(result: DockerResult) -> str:
 
 def render_text(result: DockerResult, out: TextIO, err: TextIO) -> None:
     """Each event as the lines operators read; refusals and failures on stderr."""
+    from nodeguard.rotation.report import printable
+
     for event in result.events:
         if str(event.kind) == "diff":
             out.write(str(event.facts["diff"]))  # exactly as patch(1) needs it
             continue
         stream, lines = _lines(event)
-        (err if stream == "err" else out).writelines(line + "\n" for line in lines)
+        # Names come from Docker's files: no newline, escape or undecodable byte passes.
+        (err if stream == "err" else out).writelines(printable(line) + "\n" for line in lines)
 
 
 _ERR = {

@@ -12,7 +12,8 @@ dockerd behaved otherwise.
 Commands run through the World's runner (no shell, only the output's tail kept). As
 root the runner's argv drops privileges itself: ``env -i`` (an empty environment,
 working folder /) and util-linux's ``setpriv`` (uid and gid 65534, no supplementary
-groups, no new privileges) before dockerd.
+groups, no new privileges) before dockerd. The candidate is root's, readable by that
+group (0640 in a 0710 folder): other processes of the shared uid cannot change it.
 """
 
 from __future__ import annotations
@@ -68,13 +69,21 @@ def validate(dockerd: Path, candidate: bytes, world: World) -> Verdict:
         with os.fdopen(fd, "wb") as handle:
             handle.write(candidate)
         if world.euid == 0:
-            os.chown(tmp, UNPRIVILEGED, UNPRIVILEGED)
-            os.chown(path, UNPRIVILEGED, UNPRIVILEGED)
+            # Readable by dockerd's group only, changeable by root only: other processes
+            # of that shared user can neither rewrite the candidate nor add entries.
+            _share_read_only(Path(tmp), path)
         output = _run(world, [str(dockerd), "--validate", "--config-file", str(path)])
         if "unknown flag: --validate" not in output:
             return _verdict("dockerd --validate", output, path, accepted="configuration OK")
         output = _run(world, [str(dockerd), "--config-file", str(path)])
         return _verdict("dockerd as an unprivileged user", output, path, accepted=_NEEDS_ROOT)
+
+
+def _share_read_only(folder: Path, candidate: Path) -> None:
+    os.chown(folder, 0, UNPRIVILEGED)
+    os.chmod(folder, 0o710)  # noqa: S103 -- the group is dockerd's: it must enter
+    os.chown(candidate, 0, UNPRIVILEGED)
+    os.chmod(candidate, 0o640)
 
 
 def unprivileged_argv(argv: Sequence[str], euid: int) -> list[str]:

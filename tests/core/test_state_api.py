@@ -126,3 +126,66 @@ def test_nan_and_infinity_make_a_document_corrupt(state_dir: Path) -> None:
         loaded = doc.load()
         assert loaded.data is None, constant
         assert loaded.problem is not None and constant[:20] in loaded.problem, loaded.problem
+
+
+@pytest.mark.parametrize("kind", ["fifo", "huge", "symlink"])
+def test_the_plain_state_file_reads_capped_and_never_blocks(tmp_path: Path, kind: str) -> None:
+    """``StateFile`` read its path whole, following links: a FIFO hung the reader."""
+    import threading
+
+    from nodeguard.state import STATE_READ_CAP, StateCorrupt, StateFile
+
+    path = tmp_path / "state.json"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "huge":
+        with path.open("wb") as handle:
+            handle.truncate(STATE_READ_CAP + 1)
+    else:
+        path.symlink_to("/etc/passwd")
+    outcome: list[BaseException | dict[str, object]] = []
+
+    def load() -> None:
+        try:
+            outcome.append(StateFile(path).load())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=load, daemon=True)
+    reader.start()
+    reader.join(5)
+    if reader.is_alive():  # unblock the reader so the test can end
+        with open(path, "wb"):
+            pass
+        pytest.fail("StateFile.load() blocked on a FIFO")
+    [result] = outcome
+    assert isinstance(result, StateCorrupt), result
+    assert str(path) in str(result)
+
+
+def test_a_roots_symlink_above_the_state_folder_leads_only_through_roots_folders(
+    tmp_path: Path,
+) -> None:
+    """A root-owned link in a parent (``/var/run -> /run``) is root's choice, but where it
+    leads must be root's too: a folder another user owns on the way lets that user swap
+    the state folder (and its intent records) after the check."""
+    from nodeguard.state import StateDirUnsafe, check_state_dir
+
+    theirs = tmp_path / "home" / "alice"
+    (theirs / "lib" / "state").mkdir(parents=True, mode=0o700)
+    (theirs / "lib").chmod(0o755)
+    os.chown(theirs, 65534, 65534)
+    link = tmp_path / "lib"
+    link.symlink_to(theirs / "lib")
+
+    with pytest.raises(StateDirUnsafe, match=f"{theirs}: owned by uid 65534"):
+        check_state_dir(link / "state", 0)
+
+
+def test_a_roots_symlink_to_roots_folders_is_fine(tmp_path: Path) -> None:
+    from nodeguard.state import check_state_dir
+
+    (tmp_path / "run" / "state").mkdir(parents=True, mode=0o700)
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "run").symlink_to(tmp_path / "run")
+    check_state_dir(tmp_path / "var" / "run" / "state", 0)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import enum
 import json
 import os
+import subprocess
+import tempfile
 import time
 from dataclasses import FrozenInstanceError
+from pathlib import Path
 
 import pytest
 
 from nodeguard.events import Event, Severity, Source, worst
 from nodeguard.world import World, node_name, run_command
+from tests.fsimages import require_tool
 
 
 class _Kind(enum.StrEnum):
@@ -91,3 +95,25 @@ def test_the_default_world_names_the_node_from_the_environment(
     assert World().hostname == "node-from-spec"
     monkeypatch.delenv("NODE_NAME")
     assert World().hostname == os.uname().nodename
+
+
+def test_run_command_runs_when_the_temp_folder_is_out_of_inodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of inodes is what the disk guard alerts on; postrotate and the journal vacuum
+    of a reclaim must still run then (the output file was an uncaught ENOSPC)."""
+    full = tmp_path / "full"
+    full.mkdir()
+    mount, umount = require_tool("mount", "mount"), require_tool("umount", "mount")
+    subprocess.run(
+        [mount, "-t", "tmpfs", "-o", "size=64k,nr_inodes=1", "tmpfs", str(full)], check=True
+    )
+    try:
+        monkeypatch.setattr(tempfile, "tempdir", str(full))
+        marker = tmp_path / "ran"
+        result = run_command(["/bin/sh", "-c", f"echo hi; touch {marker}; exit 3"], 10)
+    finally:
+        subprocess.run([umount, "-l", str(full)], check=True)
+    assert result.returncode == 3
+    assert marker.exists()
+    assert "output not kept" in result.output and "No space left on device" in result.output
