@@ -16,7 +16,6 @@ from types import ModuleType
 
 from nodeguard import __version__
 from nodeguard.config import Config, ConfigError, load_config
-from nodeguard.config.docs import render_sample
 from nodeguard.config.loader import embedded_default_text
 from nodeguard.exitcodes import Exit
 
@@ -112,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     _setup_logging(args.verbose)
     if args.command == "config" and args.config_command in ("sample", "default"):
+        from nodeguard.config.docs import render_sample  # textwrap and the sample: only here
+
         text = render_sample() if args.config_command == "sample" else embedded_default_text()
         sys.stdout.write(text)
         return Exit.OK

@@ -104,7 +104,7 @@ def report_events(report: Report) -> Iterable[Event]:
     """The pass's events that are news (not "looked at, unchanged"), and its notes."""
     from nodeguard.rotation.report import RotationKind
 
-    for event in report.events:
+    for event in report.news():  # kept files are never news: not made into events
         if event.severity > Severity.DEBUG and event.kind != RotationKind.KEEP:
             yield event
     for note in report.notes:
@@ -118,14 +118,14 @@ def pass_summary(report: Report, duration: float, policies: tuple[str, ...]) -> 
     counts = report.counts()
     done = "planned" if report.dry_run else "done"
     freed = 0
-    for event in report.events:
+    for event in report.news():
         if str(event.kind) in _FREEING and result_of(event) == "done":
             before = event.facts.get("bytes_before") or 0
             freed += before - (event.facts.get("bytes_after") or 0)
     return {
         "duration": round(duration, 3),
         "policies": list(policies),
-        "checked": sum(1 for e in report.events if str(e.kind) in ("keep", "rotate")),
+        "checked": report.checked,
         "rotated": counts[f"rotate:{done}"],
         "compressed": counts[f"compress:{done}"],
         "removed": counts[f"remove:{done}"],

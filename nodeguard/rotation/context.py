@@ -22,7 +22,7 @@ from nodeguard.events import Event
 from nodeguard.progress import NO_PROGRESS, Progress
 from nodeguard.rotation.guards import FileId, Guards, SharedKey
 from nodeguard.rotation.intents import IntentStore
-from nodeguard.rotation.report import Result, RotationKind, rotation_event
+from nodeguard.rotation.report import Entry, Result, RotationKind, rotation_event
 from nodeguard.rotation.sparse import Writer, all_writers
 from nodeguard.world import World
 
@@ -157,7 +157,7 @@ class Sink:
     """What one policy's pass produces: its events and the inodes it handled."""
 
     policy: str
-    events: list[Event] = field(default_factory=list)
+    events: list[Entry] = field(default_factory=list)  # events, and kept files (Kept)
     handled: dict[FileId, str] = field(default_factory=dict)
 
     def add(

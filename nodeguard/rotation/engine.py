@@ -186,9 +186,8 @@ def _directory(pc: PolicyContext, sink: Sink, match: scan.DirMatch) -> None:
             for name in names:
                 sink.add(f"{d.path}/{name}", RotationKind.REFUSE, REFUSED, rotated_dir)
             return
-        cached = match.listing if rotated_dir is d else None
         try:
-            groups = _group_rotated(cached if cached is not None else _listdir(rotated_dir))
+            groups = _group_rotated(_rotated_listing(match, rotated_dir))
         except OSError as exc:
             for name in names:
                 reason = f"cannot list {rotated_dir.path}"
@@ -279,6 +278,14 @@ def _run_steps(pc: PolicyContext, sink: Sink, log: LiveLog, plan: list[Step]) ->
 def _relist(log: LiveLog) -> list[naming.RotatedName]:
     """The log's rotated files as they are now (after removals)."""
     return _group_rotated(_listdir(log.rotated_dir)).get(log.name, ([], []))[0]
+
+
+def _rotated_listing(match: scan.DirMatch, rotated_dir: scan.Directory) -> list[str]:
+    """The names that may be rotated files or leftovers of the logs in ``match``."""
+    if rotated_dir is not match.directory or match.listing is None:
+        return _listdir(rotated_dir)
+    # the scan's listing, less the live logs it found (their names are never rotated ones)
+    return [name for name in match.listing if name not in match.files]
 
 
 def _listdir(directory: scan.Directory) -> list[str]:

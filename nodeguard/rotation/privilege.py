@@ -13,20 +13,27 @@ import logging
 import os
 import pwd
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from nodeguard.events import Event
-from nodeguard.rotation.report import FAILED, RotationKind, as_record, from_record, rotation_event
+from nodeguard.rotation.report import (
+    FAILED,
+    Entry,
+    RotationKind,
+    as_record,
+    from_record,
+    rotation_event,
+)
 
 _log = logging.getLogger(__name__)
 
 Handled = dict[tuple[int, int], str]
-PassResult = tuple[list[Event], Handled]
+PassResult = tuple[Sequence[Entry], Handled]  # a pass's events and kept files
 
 
 def run_as(
     user_group: tuple[str, str], job: Callable[[], PassResult], policy: str = "?"
-) -> PassResult:
+) -> tuple[list[Event], Handled]:
     """Run ``job`` in a child process as ``user_group``; return what it returned."""
     uid = pwd.getpwnam(user_group[0]).pw_uid
     gid = grp.getgrnam(user_group[1]).gr_gid

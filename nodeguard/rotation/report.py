@@ -13,7 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 from nodeguard.config.units import format_size
 from nodeguard.events import Event, Severity, Source
@@ -102,8 +102,55 @@ def rotation_event(
     return Event(Source.ROTATION, action, path, _SEVERITY[outcome], reason, facts)
 
 
-def as_record(event: Event) -> dict[str, Any]:
-    """The event as one entry of the ``--json`` report's ``files`` (a flat record)."""
+class Kept(NamedTuple):
+    """A live file left alone (``keep``, ``unchanged``), as the pass records it."""
+
+    policy: str
+    path: str
+    size: int
+    max_size: int | None  # the policy's limit; None: left alone because empty
+
+    @property
+    def reason(self) -> str:
+        if self.max_size is None:
+            return "empty (not_if_empty)"
+        return f"size {format_size(self.size)} < max_size {format_size(self.max_size)}"
+
+    def as_event(self) -> Event:
+        size = self.size
+        return rotation_event(
+            self.policy,
+            self.path,
+            RotationKind.KEEP,
+            UNCHANGED,
+            self.reason,
+            bytes_before=size,
+            bytes_after=size,
+        )
+
+
+Entry = Event | Kept  # one file's record in a pass: an event, or a kept file's four fields
+
+
+def as_event(entry: Entry) -> Event:
+    return entry.as_event() if isinstance(entry, Kept) else entry
+
+
+def as_record(entry: Entry) -> dict[str, Any]:
+    """The entry as one element of the ``--json`` report's ``files`` (a flat record)."""
+    if isinstance(entry, Kept):
+        return {
+            "policy": entry.policy,
+            "path": entry.path,
+            "action": "keep",
+            "result": "unchanged",
+            "reason": entry.reason,
+            "bytes_before": entry.size,
+            "bytes_after": entry.size,
+            "target": None,
+            "error": None,
+        }
+    event = entry
     facts = event.facts
     return {
         "policy": facts.get("policy", "-"),
@@ -139,23 +186,49 @@ def result_of(event: Event) -> str:
 
 @dataclass
 class Report:
-    """The events of one pass plus pass-level notes (state rebuilt, ...)."""
+    """The entries of one pass (events and kept files, in order) plus pass-level notes
+    (state rebuilt, ...)."""
 
     dry_run: bool
-    events: list[Event] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def extend(self, events: Iterable[Event]) -> None:
-        self.events.extend(events)
+    def extend(self, entries: Iterable[Entry]) -> None:
+        self.entries.extend(entries)
+
+    @property
+    def events(self) -> list[Event]:
+        """Every entry as an Event: kept files become events here, once, in place (the
+        list returned is the report's own, so an event appended to it is the report's)."""
+        entries = self.entries
+        for index, entry in enumerate(entries):
+            if isinstance(entry, Kept):
+                entries[index] = entry.as_event()
+        return cast(list[Event], entries)
+
+    def news(self) -> list[Event]:
+        """The events that are not a file left alone, in order (no kept file is made
+        into an event)."""
+        return [e for e in self.entries if not isinstance(e, Kept)]
 
     @property
     def failed(self) -> bool:
         bad = (FAILED, REFUSED)
-        return any(e.facts.get("result") in bad for e in self.events)
+        return any(e.facts.get("result") in bad for e in self.news())
 
     def counts(self) -> Counter[str]:
-        pairs = Counter((e.kind, e.facts.get("result", "")) for e in self.events)
-        return Counter({f"{kind}:{result}": n for (kind, result), n in pairs.items()})
+        pairs = Counter((e.kind, e.facts.get("result", "")) for e in self.news())
+        counts = Counter({f"{kind}:{result}": n for (kind, result), n in pairs.items()})
+        kept = len(self.entries) - sum(pairs.values())
+        if kept:
+            counts[f"{RotationKind.KEEP}:{UNCHANGED}"] += kept
+        return counts
+
+    @property
+    def checked(self) -> int:
+        """Live files looked at: those kept and those rotated (or planned, or tried)."""
+        checked = (RotationKind.KEEP, RotationKind.ROTATE)
+        return sum(1 for e in self.entries if isinstance(e, Kept) or e.kind in checked)
 
     def to_json(self) -> str:
         body: dict[str, Any] = {
@@ -163,23 +236,21 @@ class Report:
             "ok": not self.failed,
             "notes": self.notes,
             "summary": dict(sorted(self.counts().items())),
-            "files": [as_record(e) for e in self.events],
+            "files": [as_record(e) for e in self.entries],
         }
         return json.dumps(body, indent=1)
 
     def render_text(self, verbose: bool = False) -> str:
         lines = ["dry run: nothing was changed"] if self.dry_run else []
         lines += [f"note: {n}" for n in self.notes]
-        for event in self.events:
-            quiet = result_of(event) == UNCHANGED or event.kind == RotationKind.KEEP
-            if verbose or not quiet:
-                lines.append(_line(as_record(event), self.dry_run))
+        shown = self.entries if verbose else [e for e in self.news() if not _quiet(e)]
+        lines += [_line(as_record(entry), self.dry_run) for entry in shown]
         lines.append(self._summary())
         return "\n".join(lines) + "\n"
 
     def _summary(self) -> str:
         counts = self.counts()
-        checked = sum(1 for e in self.events if e.kind in (RotationKind.KEEP, RotationKind.ROTATE))
+        checked = self.checked
         done = PLANNED if self.dry_run else DONE
         parts = [
             f"{counts[f'{a}:{done}']} {w}"
@@ -191,6 +262,11 @@ class Report:
         ]
         verb = "would be " if self.dry_run else ""
         return f"summary: {checked} live files checked; {verb}" + ", ".join(parts + bad)
+
+
+def _quiet(event: Event) -> bool:
+    """Left out of the text report unless verbose: nothing was or would be done."""
+    return result_of(event) == UNCHANGED or event.kind == RotationKind.KEEP
 
 
 _VERBS = {

@@ -58,10 +58,20 @@ def run_rotation_pass(config: Config, options: PassOptions, world: World) -> Rep
         raise StateUnusable(str(exc)) from None
     finally:
         options.progress.done()
-    for event in report.events:  # a level nobody logs costs one lookup, not a record
+    _log_entries(report)
+    return report
+
+
+def _log_entries(report: Report) -> None:
+    """Log each entry at its severity; a level nobody logs costs one lookup, not a record
+    (and a kept file, DEBUG, becomes an event only when debug is logged)."""
+    if _log.isEnabledFor(logging.DEBUG):
+        for event in report.events:
+            log_event(_log, event)
+        return
+    for event in report.news():
         if _log.isEnabledFor(event.severity.log_level):
             log_event(_log, event)
-    return report
 
 
 def _locked_pass(config: Config, options: PassOptions, world: World) -> Report:
@@ -85,7 +95,7 @@ def _locked_pass(config: Config, options: PassOptions, world: World) -> Report:
         try:
             document.save(_updated_state(loaded.data or {}, report, world))
         except OSError as exc:
-            report.events.append(_save_failed(document.path, exc))
+            report.extend([_save_failed(document.path, exc)])
     return report
 
 
@@ -99,7 +109,7 @@ def _updated_state(state: dict[str, Any], report: Report, world: World) -> dict[
     raw = state.get("logs")
     logs = dict(raw) if isinstance(raw, dict) else {}
     now = world.clock().astimezone(UTC).isoformat(timespec="seconds")
-    for event in report.events:
+    for event in report.news():
         if event.kind == RotationKind.ROTATE and event.facts.get("result") == DONE:
             logs.pop(event.subject, None)  # re-inserted last: the newest stay when capped
             logs[event.subject] = {

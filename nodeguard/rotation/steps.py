@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import os
 import stat
 from collections.abc import Callable
 
 from nodeguard.config.model import Policy
-from nodeguard.config.units import format_size
 from nodeguard.events import Event
 from nodeguard.rotation import faults, naming, recovery, verify
 from nodeguard.rotation.checks import roots_of
@@ -31,6 +29,7 @@ from nodeguard.rotation.report import (
     REFUSED,
     SKIPPED,
     UNCHANGED,
+    Kept,
     RotationKind,
     rotation_event,
 )
@@ -45,20 +44,10 @@ def err(exc: BaseException) -> str:
 
 
 def keep(pc: PolicyContext, sink: Sink, log: LiveLog) -> None:
-    size = log.st.st_size
-    reason = _keep_reason(pc.policy, size)
-    sink.add(log.path, RotationKind.KEEP, UNCHANGED, reason, bytes_before=size, bytes_after=size)
-
-
-def _keep_reason(policy: Policy, size: int) -> str:
-    if size == 0 and policy.not_if_empty:
-        return "empty (not_if_empty)"
-    return f"size {format_size(size)} < max_size {_size_text(policy.max_size)}"
-
-
-@functools.lru_cache(maxsize=64)
-def _size_text(size: int) -> str:
-    return format_size(size)  # one policy limit, formatted once per pass, not once per log
+    """Record a live file left alone: four fields, its event made only if asked for."""
+    size, policy = log.st.st_size, pc.policy
+    limit = None if size == 0 and policy.not_if_empty else policy.max_size
+    sink.events.append(Kept(sink.policy, log.path, size, limit))
 
 
 def check_append(sink: Sink, log: LiveLog) -> None:

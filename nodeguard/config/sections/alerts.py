@@ -13,6 +13,8 @@ from nodeguard.config.fields import Field, Kind, Section
 
 @dataclass(frozen=True)
 class AlertmanagerSink:
+    """Alertmanager's v2 API: where, with which credentials, how often resent."""
+
     url: str | None = "http://127.0.0.1:9093"
     token_file: Path | None = None
     ca_file: Path | None = None
@@ -22,6 +24,8 @@ class AlertmanagerSink:
 
 @dataclass(frozen=True)
 class WebhookSink:
+    """A plain JSON webhook: where, with which credentials."""
+
     url: str | None = None
     token_file: Path | None = None
     username: str | None = None

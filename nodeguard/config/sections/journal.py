@@ -47,6 +47,8 @@ class TextLog:
 
 @dataclass(frozen=True)
 class TextLogsConfig:
+    """The journal rules over text logs, for hosts without systemd: when, and which."""
+
     read: str = "auto"
     files: tuple[TextLog, ...] = (
         TextLog(Path("/var/log/kubelet.log"), "kubelet.service"),
