@@ -12,10 +12,11 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+from collections.abc import Iterator
 from dataclasses import replace
 
 from nodeguard.config.model import Config, Policy
-from nodeguard.rotation import checks, naming, recovery, scan, steps
+from nodeguard.rotation import batch, checks, naming, recovery, scan, steps
 from nodeguard.rotation.context import (
     Jobs,
     PassContext,
@@ -196,14 +197,30 @@ def _directory(pc: PolicyContext, sink: Sink, match: scan.DirMatch) -> None:
                     f"{d.path}/{name}", RotationKind.SCAN, FAILED, reason, error=steps.err(exc)
                 )
             return
+        due: list[batch.Due] = []
         for name in names:
             log = LiveLog(d, rotated_dir, name, match.files[name])
-            try:
-                _log(pc, sink, log, roots, groups.get(name, ([], [])))
-            except OSError as exc:  # one log's trouble is that log's event
-                sink.add(
-                    log.path, RotationKind.CHECK, FAILED, "unexpected error", error=steps.err(exc)
-                )
+            with _unexpected(sink, log):
+                found = _log(pc, sink, log, roots, groups.get(name, ([], [])))
+                if found is not None:
+                    due.append(found)
+        _rotate_due(pc, sink, due)
+
+
+@contextlib.contextmanager
+def _unexpected(sink: Sink, log: LiveLog) -> Iterator[None]:
+    """One log's trouble is that log's event."""
+    try:
+        yield
+    except OSError as exc:
+        sink.add(log.path, RotationKind.CHECK, FAILED, "unexpected error", error=steps.err(exc))
+
+
+def _rotate_due(pc: PolicyContext, sink: Sink, due: list[batch.Due]) -> None:
+    """The folder's due rename rotations as one batch, then each log's other steps."""
+    for item, outcome in zip(due, batch.rotate_batch(pc, sink, due), strict=True):
+        with _unexpected(sink, item.log):
+            _after(pc, sink, item, outcome, retry=True)
 
 
 def _log(
@@ -212,26 +229,27 @@ def _log(
     log: LiveLog,
     roots: frozenset[Root],
     group: tuple[list[naming.RotatedName], list[str]],
-) -> None:
+) -> batch.Due | None:
+    """Check and plan one log; act on it, or return its rotation for the folder's batch."""
     rotated, temps = group
     pc.ctx.progress.scanned()
     if (log.st.st_dev, log.st.st_ino) in sink.handled:  # another glob of this policy
         reason = f"already handled by policy {pc.policy.name}"
         sink.add(log.path, RotationKind.SKIP, SKIPPED, reason, bytes_before=log.st.st_size)
-        return
+        return None
     verdict = checks.log_verdict(pc, log, roots)
     if verdict is not None:
         sink.add(log.path, *verdict, bytes_before=log.st.st_size)
-        return
+        return None
     sink.handled[(log.st.st_dev, log.st.st_ino)] = pc.policy.name
     if pc.policy.method != "rename" and (rotated or pc.policy.max_files == 1):
         # Only a file rotated in place before can show the mark; a scan of logs that
         # never were costs nothing here.
         steps.check_append(sink, log)
     if rotated or temps or rotate_reason(pc.policy, log.st.st_size, pc.ctx.options.force):
-        _act(pc, sink, log, steps.clear_debris(pc, sink, log, rotated, temps), retry=True)
-    else:  # nothing rotated and too small: what most logs are in most passes
-        steps.keep(pc, sink, log)
+        return _act(pc, sink, log, steps.clear_debris(pc, sink, log, rotated, temps), retry=True)
+    steps.keep(pc, sink, log)  # nothing rotated and too small: what most logs are
+    return None
 
 
 def _plan(
@@ -244,30 +262,44 @@ def _plan(
 
 def _act(
     pc: PolicyContext, sink: Sink, log: LiveLog, rotated: list[naming.RotatedName], *, retry: bool
+) -> batch.Due | None:
+    """Rotate, then apply retention and compression; a rename rotation is returned
+    instead, for its folder's batch (:mod:`batch`), and :func:`_after` does the rest."""
+    plan = _plan(pc, sink, log, rotated, rotate=True)
+    if not plan:
+        steps.keep(pc, sink, log)
+        return None
+    if plan[0].action != "rotate":
+        _run_steps(pc, sink, log, plan)
+        return None
+    due = batch.Due(log, rotated, plan)
+    if batch.batched(pc):
+        return due
+    _after(pc, sink, due, steps.rotate(pc, sink, log, plan[0]), retry=retry)
+    return None
+
+
+def _after(
+    pc: PolicyContext, sink: Sink, due: batch.Due, outcome: Rotation, *, retry: bool
 ) -> None:
-    """Rotate, then apply retention and compression.
+    """A log's retention and compression once its rotation went as ``outcome``.
 
     A rotation that failed (or was refused) still gets retention and compression of
     what exists: on a full disk that is what frees space. If the rotation failed for
     want of space and removals made room, it is tried once more.
     """
-    plan = _plan(pc, sink, log, rotated, rotate=True)
-    if not plan:
-        steps.keep(pc, sink, log)
+    log, plan = due.log, due.plan[1:]
+    if outcome is Rotation.NOTHING_MOVED:
         return
-    if plan[0].action == "rotate":
-        outcome = steps.rotate(pc, sink, log, plan[0])
-        if outcome is Rotation.NOTHING_MOVED:
+    if outcome in (Rotation.FAILED, Rotation.NO_SPACE):
+        fallback = _plan(pc, sink, log, due.rotated, rotate=False)
+        freed = _run_steps(pc, sink, log, [s for s in fallback if s.action == "remove"])
+        if outcome is Rotation.NO_SPACE and freed and retry:
+            again = _act(pc, sink, log, _relist(log), retry=False)
+            if again is not None:
+                _after(pc, sink, again, batch.rotate_batch(pc, sink, [again])[0], retry=False)
             return
-        if outcome in (Rotation.FAILED, Rotation.NO_SPACE):
-            fallback = _plan(pc, sink, log, rotated, rotate=False)
-            freed = _run_steps(pc, sink, log, [s for s in fallback if s.action == "remove"])
-            if outcome is Rotation.NO_SPACE and freed and retry:
-                _act(pc, sink, log, _relist(log), retry=False)
-                return
-            plan = [s for s in fallback if s.action == "compress"]
-        else:
-            plan = plan[1:]
+        plan = [s for s in fallback if s.action == "compress"]
     _run_steps(pc, sink, log, plan)
 
 

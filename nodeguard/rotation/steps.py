@@ -192,7 +192,7 @@ def rotate(pc: PolicyContext, sink: Sink, log: LiveLog, step: Step) -> Rotation:
             target=rotated_path,
             error=err(exc),
         )
-        replay = recovery.Replay(postrotate_runner(_own(policy), pc.ctx.world))
+        replay = recovery.Replay(postrotate_runner(own(policy), pc.ctx.world))
         sink.events += recovery.settle_open(intents, replay)
         nospace = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
         return Rotation.NO_SPACE if nospace else Rotation.FAILED
@@ -222,7 +222,7 @@ def rotate(pc: PolicyContext, sink: Sink, log: LiveLog, step: Step) -> Rotation:
     with contextlib.suppress(OSError):
         new = os.stat(log.name, dir_fd=log.directory.fd, follow_symlinks=False)
         sink.handled[(new.st_dev, new.st_ino)] = policy.name
-    _postrotate(pc, sink, log)
+    postrotate(pc, sink, log)
     faults.point("rotate.before-end")
     intents.end_all()
     return Rotation.DONE
@@ -252,7 +252,8 @@ def writer_refusal(pc: PolicyContext, log: LiveLog) -> str | None:
     return reason
 
 
-def _own(policy: Policy) -> Callable[[str], Policy | None]:
+def own(policy: Policy) -> Callable[[str], Policy | None]:
+    """The policy lookup of a pass that settles only its own policy's steps."""
     return lambda name: policy if name == policy.name else None
 
 
@@ -277,7 +278,8 @@ def run_hook(world: World, policy: Policy, live: str) -> str | None:
     return None if code == 0 else f"exit {code}: {output}"
 
 
-def _postrotate(pc: PolicyContext, sink: Sink, log: LiveLog) -> None:
+def postrotate(pc: PolicyContext, sink: Sink, log: LiveLog) -> None:
+    """Run the policy's postrotate for a rotated log; a failure is the log's event."""
     error = run_hook(pc.ctx.world, pc.policy, log.path)
     if error is not None and pc.policy.postrotate is not None:
         sink.add(log.path, RotationKind.POSTROTATE, FAILED, pc.policy.postrotate, error=error)
