@@ -129,14 +129,15 @@ def _record(policy: Policy, entries: list[_Entry]) -> RenameBatchIntent:
 
 
 def _rotate_chunk(pc: PolicyContext, sink: Sink, entries: list[_Entry]) -> list[Rotation]:
+    """One record, every entry's rename and create, one fsync, then the reports."""
     intents = OpenIntents(pc.ctx.intents)
+    log = entries[0].due.log
     try:
+        sync = _Durability(log.directory.fd, log.rotated_dir.fd)
         intents.begin(_record(pc.policy, entries))
     except OSError as exc:  # ENOSPC for the record: nothing was moved
         return [_failed(sink, e, exc) for e in entries]
     faults.point("batch.after-record")
-    log = entries[0].due.log
-    sync = _Durability(log.directory.fd, log.rotated_dir.fd)
     try:
         for index, entry in enumerate(entries):
             if index:

@@ -197,14 +197,23 @@ def _directory(pc: PolicyContext, sink: Sink, match: scan.DirMatch) -> None:
                     f"{d.path}/{name}", RotationKind.SCAN, FAILED, reason, error=steps.err(exc)
                 )
             return
-        due: list[batch.Due] = []
-        for name in names:
-            log = LiveLog(d, rotated_dir, name, match.files[name])
-            with _unexpected(sink, log):
-                found = _log(pc, sink, log, roots, groups.get(name, ([], [])))
-                if found is not None:
-                    due.append(found)
-        _rotate_due(pc, sink, due)
+        logs = [LiveLog(d, rotated_dir, name, match.files[name]) for name in names]
+        _logs(pc, sink, logs, roots, groups)
+
+
+def _logs(
+    pc: PolicyContext, sink: Sink, logs: list[LiveLog], roots: frozenset[Root], groups: Groups
+) -> None:
+    """Check, plan and act on a folder's logs; the rename rotations as one batch."""
+    due: list[batch.Due] = []
+    for log in logs:
+        with _unexpected(sink, log):
+            found = _log(pc, sink, log, roots, groups.get(log.name, ([], [])))
+            if found is not None:
+                due.append(found)
+    for item, outcome in zip(due, batch.rotate_batch(pc, sink, due), strict=True):
+        with _unexpected(sink, item.log):
+            _after(pc, sink, item, outcome, retry=True)
 
 
 @contextlib.contextmanager
@@ -214,13 +223,6 @@ def _unexpected(sink: Sink, log: LiveLog) -> Iterator[None]:
         yield
     except OSError as exc:
         sink.add(log.path, RotationKind.CHECK, FAILED, "unexpected error", error=steps.err(exc))
-
-
-def _rotate_due(pc: PolicyContext, sink: Sink, due: list[batch.Due]) -> None:
-    """The folder's due rename rotations as one batch, then each log's other steps."""
-    for item, outcome in zip(due, batch.rotate_batch(pc, sink, due), strict=True):
-        with _unexpected(sink, item.log):
-            _after(pc, sink, item, outcome, retry=True)
 
 
 def _log(
