@@ -15,7 +15,7 @@ import grp
 import os
 import pwd
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from nodeguard import fsutil
@@ -137,13 +137,14 @@ def _rotate_chunk(pc: PolicyContext, sink: Sink, entries: list[_Entry]) -> list[
         intents.begin(_record(pc.policy, entries))
     except OSError as exc:  # ENOSPC for the record: nothing was moved
         return [_failed(sink, e, exc) for e in entries]
-    faults.point("batch.after-record")
+    point = faults.trap()
+    point("batch.after-record")
     try:
         for index, entry in enumerate(entries):
             if index:
-                faults.point("batch.between-entries")
-            _rename(entry, log, sync)
-        faults.point("batch.before-sync")
+                point("batch.between-entries")
+            _rename(entry, log, sync, point)
+        point("batch.before-sync")
         sync.finish()
     except OSError as exc:  # the fsync: settle every renamed entry as after a crash
         for entry in entries:
@@ -154,18 +155,18 @@ def _rotate_chunk(pc: PolicyContext, sink: Sink, entries: list[_Entry]) -> list[
     return _conclude(pc, sink, entries, intents)
 
 
-def _rename(entry: _Entry, log: LiveLog, sync: _Durability) -> None:
+def _rename(entry: _Entry, log: LiveLog, sync: _Durability, point: Callable[[str], None]) -> None:
     """One log's rename and create; an error is the entry's own (recorded on it)."""
     d, r, name, target = log.directory, log.rotated_dir, entry.due.log.name, entry.due.target
     want = entry.due.log.st
     try:
         if not same_file(os.stat(name, dir_fd=d.fd, follow_symlinks=False), want):
             raise Changed(f"{entry.due.log.path} changed since it was checked")
-        faults.point("rename.before-rename")
+        point("rename.before-rename")
         fsutil.rename_noreplace(d.fd, name, r.fd, target)
         entry.renamed = True
         sync.renamed()
-        faults.point("rename.after-rename")
+        point("rename.after-rename")
         if not same_file(os.stat(target, dir_fd=r.fd, follow_symlinks=False), want):
             fsutil.rename_noreplace(r.fd, target, d.fd, name)  # swapped after the check
             sync.renamed()
@@ -176,7 +177,7 @@ def _rename(entry: _Entry, log: LiveLog, sync: _Durability) -> None:
             st = os.fstat(fd)
             entry.new_id = (st.st_dev, st.st_ino)
             sync.created(fd)
-        faults.point("rename.after-create")
+        point("rename.after-create")
     except (OSError, Changed) as exc:
         entry.error = exc
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-from collections.abc import Iterator
 from dataclasses import replace
 
 from nodeguard.config.model import Config, Policy
@@ -31,7 +30,7 @@ from nodeguard.rotation.guards import Guards, Root, shared_rotated_names
 from nodeguard.rotation.intents import IntentStore
 from nodeguard.rotation.logrotate_conf import covered_paths
 from nodeguard.rotation.methods import LiveLog
-from nodeguard.rotation.plan import Step, plan_log, rotate_reason
+from nodeguard.rotation.plan import Step, plan_log, rotate_due
 from nodeguard.rotation.privilege import PassResult, run_as
 from nodeguard.rotation.report import FAILED, REFUSED, SKIPPED, Report, RotationKind
 from nodeguard.rotation.scan import ScanProblem
@@ -207,22 +206,23 @@ def _logs(
     """Check, plan and act on a folder's logs; the rename rotations as one batch."""
     due: list[batch.Due] = []
     for log in logs:
-        with _unexpected(sink, log):
+        try:
             found = _log(pc, sink, log, roots, groups.get(log.name, ([], [])))
-            if found is not None:
-                due.append(found)
+        except OSError as exc:
+            _unexpected(sink, log, exc)
+            continue
+        if found is not None:
+            due.append(found)
     for item, outcome in zip(due, batch.rotate_batch(pc, sink, due), strict=True):
-        with _unexpected(sink, item.log):
+        try:
             _after(pc, sink, item, outcome, retry=True)
+        except OSError as exc:
+            _unexpected(sink, item.log, exc)
 
 
-@contextlib.contextmanager
-def _unexpected(sink: Sink, log: LiveLog) -> Iterator[None]:
+def _unexpected(sink: Sink, log: LiveLog, exc: OSError) -> None:
     """One log's trouble is that log's event."""
-    try:
-        yield
-    except OSError as exc:
-        sink.add(log.path, RotationKind.CHECK, FAILED, "unexpected error", error=steps.err(exc))
+    sink.add(log.path, RotationKind.CHECK, FAILED, "unexpected error", error=steps.err(exc))
 
 
 def _log(
@@ -248,7 +248,7 @@ def _log(
         # Only a file rotated in place before can show the mark; a scan of logs that
         # never were costs nothing here.
         steps.check_append(sink, log)
-    if rotated or temps or rotate_reason(pc.policy, log.st.st_size, pc.ctx.options.force):
+    if rotated or temps or rotate_due(pc.policy, log.st.st_size, pc.ctx.options.force):
         return _act(pc, sink, log, steps.clear_debris(pc, sink, log, rotated, temps), retry=True)
     steps.keep(pc, sink, log)  # nothing rotated and too small: what most logs are
     return None
