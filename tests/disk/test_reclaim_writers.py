@@ -1,0 +1,62 @@
+"""Reclaim's compress step and a process still writing the newest rotated file.
+
+``delay_compress`` keeps the newest rotated file plain because its writer may not have
+reopened the live log yet (a ``rename`` policy whose postrotate only signals the
+application). Reclaim's compress step turns ``delay_compress`` off, so it compresses
+that file and unlinks it while the writer still appends to it: every line written
+after the gzip read the file is lost. The rotation engine's compress step does not look
+at /proc writers (it does so only for the in-place methods): owner rotation/steps.py.
+"""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nodeguard.disk.reclaim import RotationHooks
+from nodeguard.world import World
+from tests.disk.cfg import load
+
+ROTATED = "app.log.20260101-000000"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="rotation/steps.py compress() gzips and unlinks a rotated file a process still "
+    "holds open for writing; reclaim's compress step (delay_compress off) reaches it: "
+    "lines written afterwards are lost",
+)
+def test_reclaim_never_compresses_a_rotated_file_still_being_written(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_bytes(b"new live\n")
+    (logs / ROTATED).write_bytes(b"early line\n" * 100)
+    policy = {
+        "name": "app",
+        "paths": [f"{logs}/*.log"],
+        "max_size": "1Gi",
+        "method": "rename",
+        "compress": "gzip",
+        "delay_compress": True,
+    }
+    config = load(tmp_path, policies=[policy])
+    # The application has not reopened yet: it appends to the renamed file.
+    writer = subprocess.Popen(
+        ["/bin/sh", "-c", f"exec 3>>'{logs / ROTATED}'; echo ready; read x; echo late >&3"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline() == b"ready\n"
+        RotationHooks(config, World()).compress_pending(config.policies)
+    finally:
+        writer.communicate(b"\n", timeout=30)
+    kept = b""
+    if (logs / ROTATED).exists():
+        kept += (logs / ROTATED).read_bytes()
+    if (logs / f"{ROTATED}.gz").exists():
+        kept += gzip.decompress((logs / f"{ROTATED}.gz").read_bytes())
+    assert b"late\n" in kept
