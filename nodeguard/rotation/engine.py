@@ -85,7 +85,7 @@ def _policy_pass(ctx: PassContext, policy: Policy, seen: dict[tuple[int, int], s
     writers = Writers(ctx.world.proc_root)
     if policy.su is None or ctx.world.euid != 0:
         return run_policy(ctx, policy, seen, writers)
-    if policy.method != "rename":
+    if policy.method != "rename" or policy.compress != "none":
         writers.ready()  # the user cannot see other users' processes: look now, as root
     user_world = replace(ctx.world, euid=_uid_of(policy.su))
     if ctx.intents is None:
