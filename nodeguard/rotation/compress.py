@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from nodeguard.fsutil import fsync_covers_entries, rename_noreplace
-from nodeguard.rotation import faults
+from nodeguard.rotation import faults, verify
 from nodeguard.rotation.naming import temp_name
 
 CHUNK = 1 << 20  # read size of the streaming encoders
@@ -108,28 +108,68 @@ def compressor_name(level: int = 6) -> str:
     return f"{backend}-{mapped}"
 
 
-def gzip_file(dir_fd: int, name: str, level: int, *, allow_links: bool = False) -> int:
+class NotSettled(Exception):
+    """The file changed while it was compressed (a process still writes it): the plain
+    file is kept whole, the ``.gz`` dropped; a later pass compresses it."""
+
+
+def gzip_file(
+    dir_fd: int,
+    name: str,
+    level: int,
+    *,
+    allow_links: bool = False,
+    expect: tuple[int, int] | None = None,
+) -> int:
     """Compress ``name`` to ``name.gz`` in the same directory; return the .gz size.
 
     Raises OSError on failure, after removing the partial output; the plain file
     is then still whole. A file with other hard links is refused unless
-    ``allow_links``: the other name may be outside the policy.
+    ``allow_links``: the other name may be outside the policy. Raises
+    :class:`NotSettled`, the plain file kept and no ``.gz`` left, when ``name`` is not
+    the file ``expect`` (device, inode) names, or when it is written to while it is
+    compressed (checked once the ``.gz`` is complete and again before the plain file is
+    removed: :func:`verify.changed_since`).
     """
     out_name = name + ".gz"
     tmp = temp_name(out_name)
     src = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
     try:
         st = os.fstat(src)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(f"{name}: not a regular file")
-        if st.st_nlink > 1 and not allow_links:  # swapped for a hard link since the check
-            raise OSError(f"{name}: has {st.st_nlink} hard links; left alone")
+        _check_source(name, st, allow_links, expect)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp, dir_fd=dir_fd)  # leftover of an interrupted pass
         size = _write_gzip(src, dir_fd, tmp, st, level)
+        faults.point("compress.after-tmp")
+        _settled_or_drop(src, st, dir_fd, tmp)
+        _publish(src, st, dir_fd, tmp, name)
     finally:
         os.close(src)
-    faults.point("compress.after-tmp")
+    return size
+
+
+def _check_source(
+    name: str, st: os.stat_result, allow_links: bool, expect: tuple[int, int] | None
+) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(f"{name}: not a regular file")
+    if st.st_nlink > 1 and not allow_links:  # swapped for a hard link since the check
+        raise OSError(f"{name}: has {st.st_nlink} hard links; left alone")
+    if expect is not None and (st.st_dev, st.st_ino) != expect:
+        raise NotSettled("it was replaced since its writers were looked up")
+
+
+def _settled_or_drop(src: int, st: os.stat_result, dir_fd: int, gz: str) -> None:
+    """Raise NotSettled, after removing ``gz``, if the source changed since ``st``."""
+    changed = verify.changed_since(src, st)
+    if changed is not None:
+        _remove_quietly(gz, dir_fd)
+        raise NotSettled(changed)
+
+
+def _publish(src: int, st: os.stat_result, dir_fd: int, tmp: str, name: str) -> None:
+    """Rename the complete temp to ``name.gz``, then remove the plain file if unchanged."""
+    out_name = name + ".gz"
     # ext4 and xfs persist metadata changes in order: the unlink is never durable without
     # the rename before it, and a plain file that comes back after a crash beside its
     # complete .gz is removed by the next pass. Elsewhere each step is fsynced.
@@ -142,11 +182,11 @@ def gzip_file(dir_fd: int, name: str, level: int, *, allow_links: bool = False) 
     if not ordered:
         os.fsync(dir_fd)
     faults.point("compress.after-rename")
+    _settled_or_drop(src, st, dir_fd, out_name)  # the .gz is ours: rename never replaces
     os.unlink(name, dir_fd=dir_fd)
     if not ordered:
         os.fsync(dir_fd)
     faults.point("compress.after-unlink")
-    return size
 
 
 def _write_gzip(src: int, dir_fd: int, tmp: str, st: os.stat_result, level: int) -> int:

@@ -15,7 +15,7 @@ import pwd
 from dataclasses import replace
 
 from nodeguard.config.model import Config, Policy
-from nodeguard.rotation import checks, naming, recovery, scan, steps
+from nodeguard.rotation import batch, checks, naming, recovery, scan, steps
 from nodeguard.rotation.context import (
     Jobs,
     PassContext,
@@ -30,7 +30,7 @@ from nodeguard.rotation.guards import Guards, Root, shared_rotated_names
 from nodeguard.rotation.intents import IntentStore
 from nodeguard.rotation.logrotate_conf import covered_paths
 from nodeguard.rotation.methods import LiveLog
-from nodeguard.rotation.plan import Step, plan_log, rotate_reason
+from nodeguard.rotation.plan import Step, plan_log, rotate_due
 from nodeguard.rotation.privilege import PassResult, run_as
 from nodeguard.rotation.report import FAILED, REFUSED, SKIPPED, Report, RotationKind
 from nodeguard.rotation.scan import ScanProblem
@@ -85,7 +85,7 @@ def _policy_pass(ctx: PassContext, policy: Policy, seen: dict[tuple[int, int], s
     writers = Writers(ctx.world.proc_root)
     if policy.su is None or ctx.world.euid != 0:
         return run_policy(ctx, policy, seen, writers)
-    if policy.method != "rename":
+    if policy.method != "rename" or policy.compress != "none":
         writers.ready()  # the user cannot see other users' processes: look now, as root
     user_world = replace(ctx.world, euid=_uid_of(policy.su))
     if ctx.intents is None:
@@ -195,14 +195,33 @@ def _directory(pc: PolicyContext, sink: Sink, match: scan.DirMatch) -> None:
                     f"{d.path}/{name}", RotationKind.SCAN, FAILED, reason, error=steps.err(exc)
                 )
             return
-        for name in names:
-            log = LiveLog(d, rotated_dir, name, match.files[name])
-            try:
-                _log(pc, sink, log, roots, groups.get(name, ([], [])))
-            except OSError as exc:  # one log's trouble is that log's event
-                sink.add(
-                    log.path, RotationKind.CHECK, FAILED, "unexpected error", error=steps.err(exc)
-                )
+        logs = [LiveLog(d, rotated_dir, name, match.files[name]) for name in names]
+        _logs(pc, sink, logs, roots, groups)
+
+
+def _logs(
+    pc: PolicyContext, sink: Sink, logs: list[LiveLog], roots: frozenset[Root], groups: Groups
+) -> None:
+    """Check, plan and act on a folder's logs; the rename rotations as one batch."""
+    due: list[batch.Due] = []
+    for log in logs:
+        try:
+            found = _log(pc, sink, log, roots, groups.get(log.name, ([], [])))
+        except OSError as exc:
+            _unexpected(sink, log, exc)
+            continue
+        if found is not None:
+            due.append(found)
+    for item, outcome in zip(due, batch.rotate_batch(pc, sink, due), strict=True):
+        try:
+            _after(pc, sink, item, outcome, retry=True)
+        except OSError as exc:
+            _unexpected(sink, item.log, exc)
+
+
+def _unexpected(sink: Sink, log: LiveLog, exc: OSError) -> None:
+    """One log's trouble is that log's event."""
+    sink.add(log.path, RotationKind.CHECK, FAILED, "unexpected error", error=steps.err(exc))
 
 
 def _log(
@@ -211,26 +230,27 @@ def _log(
     log: LiveLog,
     roots: frozenset[Root],
     group: tuple[list[naming.RotatedName], list[str]],
-) -> None:
+) -> batch.Due | None:
+    """Check and plan one log; act on it, or return its rotation for the folder's batch."""
     rotated, temps = group
     pc.ctx.progress.scanned()
     if (log.st.st_dev, log.st.st_ino) in sink.handled:  # another glob of this policy
         reason = f"already handled by policy {pc.policy.name}"
         sink.add(log.path, RotationKind.SKIP, SKIPPED, reason, bytes_before=log.st.st_size)
-        return
+        return None
     verdict = checks.log_verdict(pc, log, roots)
     if verdict is not None:
         sink.add(log.path, *verdict, bytes_before=log.st.st_size)
-        return
+        return None
     sink.handled[(log.st.st_dev, log.st.st_ino)] = pc.policy.name
     if pc.policy.method != "rename" and (rotated or pc.policy.max_files == 1):
         # Only a file rotated in place before can show the mark; a scan of logs that
         # never were costs nothing here.
         steps.check_append(sink, log)
-    if rotated or temps or rotate_reason(pc.policy, log.st.st_size, pc.ctx.options.force):
-        _act(pc, sink, log, steps.clear_debris(pc, sink, log, rotated, temps), retry=True)
-    else:  # nothing rotated and too small: what most logs are in most passes
-        steps.keep(pc, sink, log)
+    if rotated or temps or rotate_due(pc.policy, log.st.st_size, pc.ctx.options.force):
+        return _act(pc, sink, log, steps.clear_debris(pc, sink, log, rotated, temps), retry=True)
+    steps.keep(pc, sink, log)  # nothing rotated and too small: what most logs are
+    return None
 
 
 def _plan(
@@ -243,30 +263,44 @@ def _plan(
 
 def _act(
     pc: PolicyContext, sink: Sink, log: LiveLog, rotated: list[naming.RotatedName], *, retry: bool
+) -> batch.Due | None:
+    """Rotate, then apply retention and compression; a rename rotation is returned
+    instead, for its folder's batch (:mod:`batch`), and :func:`_after` does the rest."""
+    plan = _plan(pc, sink, log, rotated, rotate=True)
+    if not plan:
+        steps.keep(pc, sink, log)
+        return None
+    if plan[0].action != "rotate":
+        _run_steps(pc, sink, log, plan)
+        return None
+    due = batch.Due(log, rotated, plan)
+    if batch.batched(pc):
+        return due
+    _after(pc, sink, due, steps.rotate(pc, sink, log, plan[0]), retry=retry)
+    return None
+
+
+def _after(
+    pc: PolicyContext, sink: Sink, due: batch.Due, outcome: Rotation, *, retry: bool
 ) -> None:
-    """Rotate, then apply retention and compression.
+    """A log's retention and compression once its rotation went as ``outcome``.
 
     A rotation that failed (or was refused) still gets retention and compression of
     what exists: on a full disk that is what frees space. If the rotation failed for
     want of space and removals made room, it is tried once more.
     """
-    plan = _plan(pc, sink, log, rotated, rotate=True)
-    if not plan:
-        steps.keep(pc, sink, log)
+    log, plan = due.log, due.plan[1:]
+    if outcome is Rotation.NOTHING_MOVED:
         return
-    if plan[0].action == "rotate":
-        outcome = steps.rotate(pc, sink, log, plan[0])
-        if outcome is Rotation.NOTHING_MOVED:
+    if outcome in (Rotation.FAILED, Rotation.NO_SPACE):
+        fallback = _plan(pc, sink, log, due.rotated, rotate=False)
+        freed = _run_steps(pc, sink, log, [s for s in fallback if s.action == "remove"])
+        if outcome is Rotation.NO_SPACE and freed and retry:
+            again = _act(pc, sink, log, _relist(log), retry=False)
+            if again is not None:
+                _after(pc, sink, again, batch.rotate_batch(pc, sink, [again])[0], retry=False)
             return
-        if outcome in (Rotation.FAILED, Rotation.NO_SPACE):
-            fallback = _plan(pc, sink, log, rotated, rotate=False)
-            freed = _run_steps(pc, sink, log, [s for s in fallback if s.action == "remove"])
-            if outcome is Rotation.NO_SPACE and freed and retry:
-                _act(pc, sink, log, _relist(log), retry=False)
-                return
-            plan = [s for s in fallback if s.action == "compress"]
-        else:
-            plan = plan[1:]
+        plan = [s for s in fallback if s.action == "compress"]
     _run_steps(pc, sink, log, plan)
 
 

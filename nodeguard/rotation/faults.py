@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 from collections import Counter
+from collections.abc import Callable
 
 ENV = "NODEGUARD_FAULT"
 
@@ -44,3 +45,13 @@ def point(name: str) -> None:
 def armed() -> tuple[str, int] | None:
     """The point and hit count this process will die at, if any (for reports and tests)."""
     return _parse(os.environ.get(ENV))
+
+
+def trap() -> Callable[[str], None]:
+    """:func:`point` if a fault is armed now, else a no-op: for a loop that passes points
+    once per file (one look at the environment per loop, not per point)."""
+    return point if armed() is not None else _disarmed
+
+
+def _disarmed(name: str) -> None:
+    return None

@@ -109,7 +109,78 @@ class LosslessIntent(_Intent):
         )
 
 
+@dataclass(frozen=True)
+class RenameBatchIntent:
+    """rename + create for several logs of one folder and policy: one record, one fsync.
+
+    ``entries`` are today's :class:`RenameIntent` of each log (live and final names
+    joined to ``directory`` and ``rotated``); ``dev``/``ino`` identify ``directory``.
+    """
+
+    kind: ClassVar[str] = "rename-batch"
+    policy: str
+    directory: str
+    rotated: str
+    dev: int
+    ino: int
+    postrotate: bool
+    entries: tuple[RenameIntent, ...]
+
+    def as_record(self) -> dict[str, Any]:
+        # "batch" sorts first (the journal writes sorted keys): a record cut short by a
+        # crash is recognised by that prefix (batch_torn) and removed as torn.
+        return {
+            "batch": "rename",
+            "kind": self.kind,
+            "version": VERSION,
+            "policy": self.policy,
+            "directory": self.directory,
+            "rotated": self.rotated,
+            "dev": self.dev,
+            "ino": self.ino,
+            "postrotate": self.postrotate,
+            "entries": [_entry_record(e) for e in self.entries],
+        }
+
+    @property
+    def temp_path(self) -> str | None:
+        return None
+
+
+def _entry_record(e: RenameIntent) -> dict[str, Any]:
+    return {
+        "live": os.path.basename(e.live),
+        "final": os.path.basename(e.final),
+        "dev": e.dev,
+        "ino": e.ino,
+        "mode": e.mode,
+        "uid": e.uid,
+        "gid": e.gid,
+    }
+
+
+BATCH_MARK = b'{"batch": "rename"'
+BATCH_MAX_ENTRIES = 2000
+BATCH_BUDGET = 56 * 1024  # bytes of JSON per record: under the journal's 64 KiB read cap
+
+
+def batch_torn(data: bytes) -> bool:
+    """Whether ``data`` (not a JSON object) is the start of a batch record cut short:
+    its step never began (a step starts once its record is whole and fsynced)."""
+    return data.startswith(BATCH_MARK) or (bool(data) and BATCH_MARK.startswith(data))
+
+
+def entry_cost(live: str, final: str) -> int:
+    """An upper bound of one entry's JSON length (names may need \\uXXXX escapes)."""
+    return _text_cost(live) + _text_cost(final) + 200
+
+
+def _text_cost(text: str) -> int:
+    return len(text) + 2 if text.isascii() and text.isprintable() else 6 * len(text) + 2
+
+
 Intent = RenameIntent | CopytruncateIntent | LosslessIntent
+AnyIntent = Intent | RenameBatchIntent
 _TYPES: dict[str, type[RenameIntent | CopytruncateIntent | LosslessIntent]] = {
     t.kind: t for t in (RenameIntent, CopytruncateIntent, LosslessIntent)
 }
@@ -118,7 +189,7 @@ _OPTIONAL_INT = frozenset({"phys_start", "phys_at_length", "generation"})
 _TEXT = frozenset({"policy", "prefix_sha256", "tail_sha256"})
 
 
-def parse(record: Mapping[str, Any] | None) -> Intent:
+def parse(record: Mapping[str, Any] | None) -> AnyIntent:
     """The one validator: a record read back from disk as its typed intent.
 
     Raises InvalidIntent listing every problem (unknown kind or version, a missing key,
@@ -127,6 +198,8 @@ def parse(record: Mapping[str, Any] | None) -> Intent:
     """
     if record is None:
         raise InvalidIntent(["not a JSON object"])
+    if record.get("kind") == RenameBatchIntent.kind:
+        return _parse_batch(record)
     cls = _TYPES.get(str(record.get("kind")))
     if cls is None:
         raise InvalidIntent([f"unknown kind {record.get('kind')!r}"])
@@ -146,6 +219,93 @@ def parse(record: Mapping[str, Any] | None) -> Intent:
     if problems:
         raise InvalidIntent(problems)
     return cls(**values)
+
+
+_BATCH_KEYS = {"policy": "", "directory": "", "rotated": "", "dev": 0, "ino": 0}
+_ENTRY_KEYS = ("live", "final", "dev", "ino", "mode", "uid", "gid")
+
+
+def _parse_batch(record: Mapping[str, Any]) -> RenameBatchIntent:
+    """A ``rename-batch`` record: its folder's keys, then each entry as a rename."""
+    problems = [f"{k}: missing" for k in (*_BATCH_KEYS, "postrotate") if k not in record]
+    problems += [
+        f"{k}: {why}" for k in _BATCH_KEYS if k in record and (why := _bad_batch(k, record[k]))
+    ]
+    if not isinstance(record.get("postrotate"), bool) and "postrotate" in record:
+        problems.append("postrotate: wrong type")
+    if record.get("batch") != "rename":
+        problems.append(f"batch: {record.get('batch')!r} (expected 'rename')")
+    entries = record.get("entries")
+    if not isinstance(entries, list) or not 0 < len(entries) <= BATCH_MAX_ENTRIES:
+        problems.append(f"entries: not a list of 1 to {BATCH_MAX_ENTRIES} entries")
+        entries = []
+    if not problems and record.get("version") != VERSION:
+        problems.append(f"version {record.get('version')!r} (this nodeguard writes {VERSION})")
+    if problems:
+        raise InvalidIntent(problems)
+    renames = tuple(_batch_entry(record, i, e, problems) for i, e in enumerate(entries))
+    lives = [r.live for r in renames]
+    if len(set(lives)) != len(lives):
+        problems.append("entries: a live file is named twice")
+    if problems:
+        raise InvalidIntent(problems)
+    return RenameBatchIntent(
+        policy=record["policy"],
+        directory=record["directory"],
+        rotated=record["rotated"],
+        dev=record["dev"],
+        ino=record["ino"],
+        postrotate=record["postrotate"],
+        entries=renames,
+    )
+
+
+def _bad_batch(key: str, value: object) -> str | None:
+    if key in ("directory", "rotated"):
+        ok = isinstance(value, str) and value.startswith("/") and "\0" not in value
+        return None if ok else "not an absolute folder path"
+    return _bad(key, value)
+
+
+def _batch_entry(
+    record: Mapping[str, Any], index: int, entry: object, problems: list[str]
+) -> RenameIntent:
+    """Entry ``index`` as the rename it records; its problems are added to ``problems``."""
+    where = f"entries[{index}]"
+    if not isinstance(entry, dict):
+        problems.append(f"{where}: not an object")
+        entry = {}
+    for key in _ENTRY_KEYS:
+        value = entry.get(key)
+        if key not in entry:
+            problems.append(f"{where}.{key}: missing")
+        elif key in ("live", "final"):
+            if not _plain_name(value):
+                problems.append(f"{where}.{key}: not a file name")
+        elif why := _bad(key, value):
+            problems.append(f"{where}.{key}: {why}")
+    if problems:
+        return RenameIntent("", "", "", 0, 0, 0, 0, 0, False)
+    return RenameIntent(
+        policy=record["policy"],
+        live=f"{record['directory'].rstrip('/')}/{entry['live']}",
+        final=f"{record['rotated'].rstrip('/')}/{entry['final']}",
+        dev=entry["dev"],
+        ino=entry["ino"],
+        mode=entry["mode"],
+        uid=entry["uid"],
+        gid=entry["gid"],
+        postrotate=record["postrotate"],
+    )
+
+
+def _plain_name(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and value not in ("", ".", "..")
+        and "/" not in value
+        and "\0" not in value
+    )
 
 
 def _bad(key: str, value: object) -> str | None:
@@ -168,13 +328,20 @@ def _valid_path(path: str) -> bool:
     return path.startswith("/") and "\0" not in path and name not in ("", ".", "..") and bool(head)
 
 
-def belongs(intent: Intent, config: Config) -> list[str]:
+def belongs(intent: AnyIntent, config: Config) -> list[str]:
     """Why ``intent`` is not a step of ``config``'s policies; empty if it is.
 
     The policy must exist and its globs match the live path; the final name must be a
     rotated name of that live file, in the folder this policy rotates it into; the temp
-    name must be the one nodeguard makes for that final name, beside it.
+    name must be the one nodeguard makes for that final name, beside it. A batch
+    belongs when every one of its entries does.
     """
+    if isinstance(intent, RenameBatchIntent):
+        return [
+            f"entries[{i}]: {why}"
+            for i, entry in enumerate(intent.entries)
+            for why in belongs(entry, config)
+        ]
     policy = config.policy(intent.policy)
     if policy is None:
         return [f"policy: {intent.policy!r} is not configured"]
@@ -221,9 +388,9 @@ class OpenIntents:
     """The intents one rotation has begun: recorded before acting, ended when whole."""
 
     store: IntentStore | None
-    open: dict[str, Intent] = field(default_factory=dict)
+    open: dict[str, AnyIntent] = field(default_factory=dict)
 
-    def begin(self, intent: Intent) -> str:
+    def begin(self, intent: Intent | RenameBatchIntent) -> str:
         if self.store is None:
             return ""
         intent_id = self.store.begin(intent.as_record())

@@ -1,4 +1,5 @@
-"""The rotation methods, one signature each: ``method(log, target, policy, intents) -> Outcome``.
+"""The in-place rotation methods, one signature each: ``method(log, target, policy, intents)
+-> Outcome``; ``rename`` runs a folder at a time (:mod:`batch`).
 
 Each re-checks that the live file is still the inode the pass planned for, records an
 intent before the first change a crash could leave half-done, and places a fault
@@ -10,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import grp
 import os
-import pwd
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,13 +20,7 @@ from typing import Any
 from nodeguard.config.model import Policy
 from nodeguard.fsutil import rename_noreplace
 from nodeguard.rotation import faults, lossless, naming, scan, sparse
-from nodeguard.rotation.intents import (
-    CopytruncateIntent,
-    LosslessIntent,
-    OpenIntents,
-    RenameIntent,
-)
-from nodeguard.rotation.recovery import create_live
+from nodeguard.rotation.intents import CopytruncateIntent, LosslessIntent, OpenIntents
 
 _RDWR_FLAGS = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -73,62 +66,6 @@ class Outcome:
 
 
 Method = Callable[[LiveLog, str, Policy, OpenIntents], Outcome]
-
-
-# --- rename ----------------------------------------------------------------------------------
-
-
-def rename(log: LiveLog, target: str, policy: Policy, intents: OpenIntents) -> Outcome:
-    """Move the live file aside and create a fresh, empty one in its place."""
-    d, r = log.directory, log.rotated_dir
-    if not same_file(os.stat(log.name, dir_fd=d.fd, follow_symlinks=False), log.st):
-        raise Changed(f"{log.path} changed since it was checked")
-    mode, uid, gid = _create_spec(log, policy)
-    intent = intents.begin(
-        RenameIntent(
-            policy=policy.name,
-            live=log.path,
-            final=log.rotated_path(target),
-            dev=log.st.st_dev,
-            ino=log.st.st_ino,
-            mode=mode,
-            uid=uid,
-            gid=gid,
-            postrotate=policy.postrotate is not None,
-        )
-    )
-    faults.point("rename.before-rename")
-    try:
-        rename_noreplace(d.fd, log.name, r.fd, target)
-    except OSError:
-        intents.end(intent)  # nothing happened
-        raise
-    faults.point("rename.after-rename")
-    if not same_file(os.stat(target, dir_fd=r.fd, follow_symlinks=False), log.st):
-        rename_noreplace(r.fd, target, d.fd, log.name)  # swapped after the check: put it back
-        raise Changed(f"{log.path} was replaced during rotation; left as it was")
-    # In one directory, the fsync that makes the new live file durable covers the rename
-    # too; olddir needs its own (ext4 without a journal persists only the new entry's).
-    same_dir = _same_dir(d.fd, r.fd)
-    if not same_dir:
-        os.fsync(r.fd)
-    if not create_live(d.fd, log.name, mode, uid, gid) and same_dir:
-        os.fsync(d.fd)  # the writer made the file: nothing fsynced the rename yet
-    faults.point("rename.after-create")
-    return Outcome(0)
-
-
-def _same_dir(a: int, b: int) -> bool:
-    sa, sb = os.fstat(a), os.fstat(b)
-    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
-
-
-def _create_spec(log: LiveLog, policy: Policy) -> tuple[int, int, int]:
-    spec = policy.create
-    mode = spec.mode if spec and spec.mode is not None else stat.S_IMODE(log.st.st_mode)
-    uid = pwd.getpwnam(spec.owner).pw_uid if spec and spec.owner else log.st.st_uid
-    gid = grp.getgrnam(spec.group).gr_gid if spec and spec.group else log.st.st_gid
-    return mode, uid, gid
 
 
 # --- copytruncate ----------------------------------------------------------------------------
@@ -369,8 +306,7 @@ def _nul_symptom(fd: int) -> str | None:
     )
 
 
-METHODS: dict[str, Method] = {
-    "rename": rename,
+METHODS: dict[str, Method] = {  # rename: batch.rotate_batch, a folder at a time
     "copytruncate": copytruncate,
     "lossless": lossless_method,
 }

@@ -11,6 +11,7 @@ Temporary files are ``.<final name>.nodeguard-tmp``: hidden, so no glob such as
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -79,9 +80,15 @@ def is_rotated_or_temp(name: str) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=4)
+def _stamp(now: datetime) -> str:
+    """The timestamp of rotated names: one pass has one ``now``, formatted once."""
+    return now.astimezone(UTC).strftime(STAMP_FORMAT)
+
+
 def new_name(base: str, now: datetime, taken: Iterable[str]) -> str:
     """A fresh rotated name for ``base`` at ``now`` that sorts after every taken one."""
-    stamp = now.astimezone(UTC).strftime(STAMP_FORMAT)
+    stamp = _stamp(now)
     newest = max(
         (r.key for r in map(parse, taken) if r is not None and r.base == base),
         default=None,

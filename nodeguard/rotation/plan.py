@@ -34,15 +34,20 @@ class Step:
     size: int | None = None
 
 
+def rotate_due(policy: Policy, size: int, force: bool) -> bool:
+    """Whether the live file should be rotated now (:func:`rotate_reason` says why)."""
+    if size == 0 and policy.not_if_empty:
+        return False
+    return force or size >= policy.max_size
+
+
 def rotate_reason(policy: Policy, size: int, force: bool) -> str | None:
     """Why the live file should be rotated now, or None to keep it."""
-    if size == 0 and policy.not_if_empty:
+    if not rotate_due(policy, size, force):
         return None
     if force:
         return "forced"
-    if size >= policy.max_size:
-        return f"size {format_size(size)} >= max_size {format_size(policy.max_size)}"
-    return None
+    return f"size {format_size(size)} >= max_size {format_size(policy.max_size)}"
 
 
 def plan_log(

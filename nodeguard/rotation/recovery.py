@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import grp
+import json
 import os
 import pwd
 import stat
@@ -24,19 +25,22 @@ from nodeguard.config.model import Config
 from nodeguard.events import Event
 from nodeguard.rotation import faults, lossless, scan
 from nodeguard.rotation.intents import (
+    AnyIntent,
     CopytruncateIntent,
     Intent,
     IntentStore,
     InvalidIntent,
     LosslessIntent,
     OpenIntents,
+    RenameBatchIntent,
     RenameIntent,
+    batch_torn,
     belongs,
     parse,
 )
 from nodeguard.rotation.privilege import run_as
 from nodeguard.rotation.report import DONE, FAILED, RotationKind, result_of, rotation_event
-from nodeguard.state import IntentJournal
+from nodeguard.state import INTENT_READ_CAP, IntentJournal, read_capped
 
 MALFORMED_DIR = "malformed"
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -45,7 +49,7 @@ _CHUNK = 1 << 20
 # Postrotate runner for a recovered rename: (policy name, live path) -> error or None.
 Postrotate = Callable[[str, str], str | None]
 # Why a well-formed intent is not one this configuration could have written (empty: it is).
-Belongs = Callable[[Intent], list[str]]
+Belongs = Callable[[AnyIntent], list[str]]
 
 
 class Conflict(Exception):
@@ -67,7 +71,7 @@ class Replay:
 
 def _checked(
     record: dict[str, object] | None, replay: Replay
-) -> tuple[Intent | None, list[str], str]:
+) -> tuple[AnyIntent | None, list[str], str]:
     """The typed intent of a stored record, or why it must be quarantined."""
     try:
         intent = parse(record)
@@ -148,18 +152,40 @@ def recover(store: IntentStore, replay: Replay) -> list[Event]:
         if intent is None:
             events.append(_quarantine(store.directory, intent_id, record, why, label))
             continue
-        event = settle_one(intent, replay)
-        if result_of(event) == DONE:
+        if isinstance(intent, RenameBatchIntent):
+            settled = settle_batch(intent, replay)
+        else:
+            settled = [settle_one(intent, replay)]
+        if all(result_of(event) == DONE for event in settled):
             faults.point("recover.before-end")
             store.end(intent_id)
-        events.append(event)
+        events += settled
     return events
+
+
+def settle_batch(intent: RenameBatchIntent, replay: Replay) -> list[Event]:
+    """Each entry of a batch settled as the rename it records, independently.
+
+    A folder that is no longer the recorded one (removed, replaced) holds none of the
+    recorded files: every entry is then left as it is.
+    """
+    try:
+        with open_dir(intent.directory) as fd:
+            st = os.fstat(fd)
+    except OSError:
+        st = None  # each entry's own settling says why
+    if st is not None and (st.st_dev, st.st_ino) != (intent.dev, intent.ino):
+        why = "rename interrupted by a crash; nothing to do: the folder was replaced"
+        return [_event(entry, DONE, why) for entry in intent.entries]
+    return [settle_one(entry, replay) for entry in intent.entries]
 
 
 def settle_open(intents: OpenIntents, replay: Replay) -> list[Event]:
     """Resolve, right away, the intents of a step that failed half-way."""
     events: list[Event] = []
     for intent_id, intent in list(intents.open.items()):
+        if isinstance(intent, RenameBatchIntent):
+            continue  # settled entry by entry by the batch (see batch.py)
         event = settle_one(intent, replay)
         if result_of(event) == DONE:
             intents.end(intent_id)
@@ -227,7 +253,7 @@ def _remove_torn_writes(directory: Path) -> list[Event]:
     their step never began), and temp files of the pass's state file (written under the
     same lock, so none is in use). Only regular files are removed."""
     torn = sorted(directory.glob(f".*{fsutil.TMP_MARK}")) if directory.is_dir() else []
-    torn += [p for p in sorted(directory.glob("*.json")) if _empty_file(p)]
+    torn += [p for p in sorted(directory.glob("*.json")) if _torn_record(p)]
     state = sorted(directory.parent.glob(f".state.json.*{fsutil.TMP_MARK}"))
     events: list[Event] = []
     for path, what in [(p, "intent record (its step never began)") for p in torn] + [
@@ -242,14 +268,28 @@ def _remove_torn_writes(directory: Path) -> list[Event]:
     return events
 
 
-def _empty_file(path: Path) -> bool:
-    """A regular file of 0 bytes: a record is written in one call, then fsynced, before
-    its step begins, so an empty one was cut short before its step."""
+def _torn_record(path: Path) -> bool:
+    """A record cut short: a record is written in one call, then fsynced, before its step
+    begins, so an empty file, or the start of a batch record that is not whole JSON
+    (a batch may span pages, which a crash can cut apart), was cut before its step."""
     try:
         st = path.lstat()
     except FileNotFoundError:
         return False
-    return stat.S_ISREG(st.st_mode) and st.st_size == 0
+    return stat.S_ISREG(st.st_mode) and (st.st_size == 0 or _cut_batch(path))
+
+
+def _cut_batch(path: Path) -> bool:
+    try:
+        data = read_capped(path, INTENT_READ_CAP)
+        if not batch_torn(data):
+            return False
+        json.loads(data)
+    except OSError:
+        return False
+    except ValueError:
+        return True  # not whole JSON
+    return False
 
 
 def pending_paths(store: IntentStore, replay: Replay) -> set[str]:
@@ -257,7 +297,9 @@ def pending_paths(store: IntentStore, replay: Replay) -> set[str]:
     out: set[str] = set()
     for _, record in store.pending():
         intent, _, _ = _checked(record, replay)
-        if intent is not None:
+        if isinstance(intent, RenameBatchIntent):
+            out.update(entry.final for entry in intent.entries)
+        elif intent is not None:
             out.add(intent.final)
             if intent.temp_path is not None:
                 out.add(intent.temp_path)
@@ -310,20 +352,33 @@ def _recover_rename(intent: RenameIntent, replay: Replay) -> str:
     return "completed: " + ", ".join(done)
 
 
-def create_live(dir_fd: int, name: str, mode: int, uid: int, gid: int) -> bool:
-    """Create the empty live file; False if one exists already (the writer made it)."""
+def create_new(dir_fd: int, name: str, mode: int, uid: int, gid: int) -> int | None:
+    """Create the empty live file with its owner and mode, not fsynced; its open fd, or
+    None if one exists already (the writer made it)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(name, flags, 0o600, dir_fd=dir_fd)
     except FileExistsError:
-        return False
-    ordered = False
+        return None
     try:
         st = os.fstat(fd)
         if (st.st_uid, st.st_gid) != (uid, gid):
             with contextlib.suppress(PermissionError):  # not root: keep our own ids
                 os.fchown(fd, uid, gid)
         os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def create_live(dir_fd: int, name: str, mode: int, uid: int, gid: int) -> bool:
+    """Create the empty live file, durably; False if one exists already (the writer made it)."""
+    fd = create_new(dir_fd, name, mode, uid, gid)
+    if fd is None:
+        return False
+    ordered = False
+    try:
         # After fchown/fchmod, so owner and mode are durable with the file; on ext4/xfs
         # this also persists its entry and the rename before it (fsutil.ORDERED_FS).
         os.fsync(fd)

@@ -16,9 +16,9 @@ from nodeguard.config.model import Policy
 from nodeguard.events import Event
 from nodeguard.rotation import faults, naming, recovery, verify
 from nodeguard.rotation.checks import roots_of
-from nodeguard.rotation.compress import gzip_file
+from nodeguard.rotation.compress import NotSettled, gzip_file
 from nodeguard.rotation.context import PolicyContext, Rotation, Sink
-from nodeguard.rotation.guards import Root
+from nodeguard.rotation.guards import FileId, Root
 from nodeguard.rotation.intents import OpenIntents
 from nodeguard.rotation.methods import METHODS, Changed, LiveLog, NeedsIntents, append_symptom
 from nodeguard.rotation.plan import Sibling, Step
@@ -95,6 +95,11 @@ def clear_debris(
         if not _plain_file(log.rotated_dir.fd, gz):  # someone's link: not a copy of ours
             continue
         mismatch = verify.gzip_mismatch(log.rotated_dir.fd, plain.name, gz)
+        held = _held_by(pc, log, plain.name, _DEBRIS)[1] if mismatch is None else None
+        if held is not None:  # its writer's next lines would be lost with it
+            aside.add(plain.name)
+            sink.add(log.rotated_path(plain.name), RotationKind.CLEANUP, SKIPPED, held)
+            continue
         if mismatch is None:
             reason = "compressed copy is complete; removing the plain file left by an "
             reason += "interrupted pass"
@@ -181,7 +186,7 @@ def rotate(pc: PolicyContext, sink: Sink, log: LiveLog, step: Step) -> Rotation:
             target=rotated_path,
             error=err(exc),
         )
-        replay = recovery.Replay(postrotate_runner(_own(policy), pc.ctx.world))
+        replay = recovery.Replay(postrotate_runner(own(policy), pc.ctx.world))
         sink.events += recovery.settle_open(intents, replay)
         nospace = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
         return Rotation.NO_SPACE if nospace else Rotation.FAILED
@@ -211,7 +216,7 @@ def rotate(pc: PolicyContext, sink: Sink, log: LiveLog, step: Step) -> Rotation:
     with contextlib.suppress(OSError):
         new = os.stat(log.name, dir_fd=log.directory.fd, follow_symlinks=False)
         sink.handled[(new.st_dev, new.st_ino)] = policy.name
-    _postrotate(pc, sink, log)
+    postrotate(pc, sink, log)
     faults.point("rotate.before-end")
     intents.end_all()
     return Rotation.DONE
@@ -241,7 +246,8 @@ def writer_refusal(pc: PolicyContext, log: LiveLog) -> str | None:
     return reason
 
 
-def _own(policy: Policy) -> Callable[[str], Policy | None]:
+def own(policy: Policy) -> Callable[[str], Policy | None]:
+    """The policy lookup of a pass that settles only its own policy's steps."""
     return lambda name: policy if name == policy.name else None
 
 
@@ -266,7 +272,8 @@ def run_hook(world: World, policy: Policy, live: str) -> str | None:
     return None if code == 0 else f"exit {code}: {output}"
 
 
-def _postrotate(pc: PolicyContext, sink: Sink, log: LiveLog) -> None:
+def postrotate(pc: PolicyContext, sink: Sink, log: LiveLog) -> None:
+    """Run the policy's postrotate for a rotated log; a failure is the log's event."""
     error = run_hook(pc.ctx.world, pc.policy, log.path)
     if error is not None and pc.policy.postrotate is not None:
         sink.add(log.path, RotationKind.POSTROTATE, FAILED, pc.policy.postrotate, error=error)
@@ -309,23 +316,34 @@ def remove_file(
 
 
 def compress(pc: PolicyContext, sink: Sink, log: LiveLog, step: Step) -> None:
-    """Compress a rotated file in the pool; its event comes back with the pool's."""
+    """Compress a rotated file in the pool; its event comes back with the pool's.
+
+    A rotated file a process still holds open for writing (an application that has not
+    reopened its log yet) is left plain, reported, and compressed by a later pass: its
+    next lines would go to a file that is no longer there.
+    """
     path = log.rotated_path(step.name)
     policy = pc.policy
 
-    def event(result: str, size: int | None = None, error: str | None = None) -> Event:
+    def event(
+        result: str, size: int | None = None, error: str | None = None, why: str = ""
+    ) -> Event:
         return rotation_event(
             policy.name,
             path,
             RotationKind.COMPRESS,
             result,
-            step.reason,
+            why or step.reason,
             bytes_before=step.size,
             bytes_after=size,
             target=path + ".gz",
             error=error,
         )
 
+    file_id, held = _held_by(pc, log, step.name)
+    if held is not None:
+        sink.events.append(event(SKIPPED, why=held))
+        return
     if pc.ctx.dry_run:
         sink.events.append(event(PLANNED))
         return
@@ -334,7 +352,9 @@ def compress(pc: PolicyContext, sink: Sink, log: LiveLog, step: Step) -> None:
 
     def job() -> Event:
         try:
-            size = gzip_file(fd, name, level, allow_links=links)
+            size = gzip_file(fd, name, level, allow_links=links, expect=file_id)
+        except NotSettled as exc:
+            return event(SKIPPED, why=f"{_DEFERRED}: {exc}; {_LATER}")
         except OSError as exc:
             return event(FAILED, error=err(exc))
         finally:
@@ -343,3 +363,30 @@ def compress(pc: PolicyContext, sink: Sink, log: LiveLog, step: Step) -> None:
         return event(DONE, size)
 
     pc.jobs.submit(job)
+
+
+_DEFERRED = "left plain for now"
+_DEBRIS = "a later pass removes it (its .gz is complete) once its writer has let go"
+_LATER = "a later pass compresses it once its writer has let go (reopened its log or exited)"
+
+
+def _held_by(
+    pc: PolicyContext, log: LiveLog, name: str, later: str = _LATER
+) -> tuple[FileId | None, str | None]:
+    """The rotated file's identity, and why it must stay plain for now: the processes
+    holding it open for writing (/proc, looked up once per policy, at the first need)."""
+    try:
+        st = os.stat(name, dir_fd=log.rotated_dir.fd, follow_symlinks=False)
+    except OSError:
+        return None, None  # gone or unreadable: the compression reports it
+    file_id = (st.st_dev, st.st_ino)
+    return file_id, writers_reason(pc, file_id, later)
+
+
+def writers_reason(pc: PolicyContext, file_id: FileId, later: str = _LATER) -> str | None:
+    """Why a rotated file must stay plain: who holds it open for writing; None if no one."""
+    writers = pc.writers.of(file_id)
+    if not writers:
+        return None
+    who = ", ".join(f"pid {w.pid} ({w.command})" for w in writers)
+    return f"{_DEFERRED}: open for writing by {who}; {later}"

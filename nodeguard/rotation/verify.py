@@ -1,10 +1,19 @@
-"""Prove that a ``.gz`` holds exactly a plain file's bytes before the plain file goes.
+"""Prove that a plain rotated file may go once its ``.gz`` exists.
 
-An interrupted compression leaves the plain rotated file beside its complete ``.gz``;
-the next pass removes the plain copy. A ``.gz`` of that name can also be empty, cut
-short, or hold something else (another tool, another log's file, a user). So the plain
-file is removed only when the ``.gz`` decompresses completely (zlib checks every
-member's CRC32 and length) to as many bytes as the plain file has, with the same CRC32.
+Two checks, one for each way a plain file comes to sit beside its ``.gz``:
+
+* After a compression (:func:`changed_since`): the plain file must still be the very
+  file that was read, as large and with the same mtime. A process that still holds it
+  open for writing (an application that has not reopened its log yet) and wrote while
+  it was compressed makes it differ: the ``.gz`` lacks those lines, so it is dropped and
+  the plain file kept. Whether a process holds it open is looked up in /proc before the
+  compression starts (``steps.compress``); this check covers the writes since then.
+* An interrupted compression leaves the plain rotated file beside its complete ``.gz``;
+  the next pass removes the plain copy. A ``.gz`` of that name can also be empty, cut
+  short, or hold something else (another tool, another log's file, a user). So the
+  plain file is removed only when the ``.gz`` decompresses completely (zlib checks
+  every member's CRC32 and length) to as many bytes as the plain file has, with the
+  same CRC32 (:func:`gzip_mismatch`).
 """
 
 from __future__ import annotations
@@ -21,6 +30,22 @@ _GZIP_WBITS = 31
 
 class _Incomplete(Exception):
     """The .gz ends inside a member (cut short) or holds no member at all."""
+
+
+def changed_since(fd: int, read: os.stat_result) -> str | None:
+    """None when the open file ``fd`` is still as ``read`` found it; otherwise what changed.
+
+    Same inode, size and mtime (nanoseconds): every byte a writer adds or rewrites moves
+    the size or the mtime, so equal values mean the compressed bytes are all of it.
+    """
+    now = os.fstat(fd)
+    if (now.st_dev, now.st_ino) != (read.st_dev, read.st_ino):
+        return "it was replaced by another file"
+    if now.st_size != read.st_size:
+        return f"it grew from {read.st_size} to {now.st_size} bytes while it was compressed"
+    if now.st_mtime_ns != read.st_mtime_ns:
+        return "it was written to while it was compressed (its mtime changed)"
+    return None
 
 
 def gzip_mismatch(dir_fd: int, plain: str, gz: str) -> str | None:

@@ -14,8 +14,6 @@ import gzip
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from nodeguard.disk.reclaim import RotationHooks
 from nodeguard.world import World
 from tests.disk.cfg import load
@@ -23,12 +21,6 @@ from tests.disk.cfg import load
 ROTATED = "app.log.20260101-000000"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rotation/steps.py compress() gzips and unlinks a rotated file a process still "
-    "holds open for writing; reclaim's compress step (delay_compress off) reaches it: "
-    "lines written afterwards are lost",
-)
 def test_reclaim_never_compresses_a_rotated_file_still_being_written(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()

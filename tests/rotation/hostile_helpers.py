@@ -32,6 +32,7 @@ import yaml
 
 from nodeguard.config import Config
 from nodeguard.config.loader import load_text
+from nodeguard.progress import NO_PROGRESS, Progress
 from nodeguard.rotation.engine import PassOptions, World, run_pass
 from nodeguard.rotation.report import DONE, Report, as_record, from_record
 from nodeguard.state import IntentJournal
@@ -302,10 +303,19 @@ class MidPass:
         self.attack, self.fired = attack, False
 
     def __call__(self, argv: list[str], timeout: float) -> tuple[int, str]:
+        self.update()
+        return 0, ""
+
+    def update(self, **counts: int) -> None:
+        """As the pass's progress: fires when the first log is planned. A folder's
+        rename rotations run together after every log of it is planned (one batch),
+        so this is where a rename's check-to-use window is."""
         if not self.fired:
             self.fired = True
             as_nobody(self.attack)
-        return 0, ""
+
+    def done(self) -> None:
+        pass
 
 
 # --- policies and passes ---------------------------------------------------------------
@@ -333,7 +343,12 @@ def write_config(arena: Arena, *policies: dict[str, Any]) -> tuple[Path, Config]
 
 
 def run_passes(
-    config: Config, count: int = 1, *, world: World | None = None, force: bool = True
+    config: Config,
+    count: int = 1,
+    *,
+    world: World | None = None,
+    force: bool = True,
+    progress: Progress = NO_PROGRESS,
 ) -> list[Report]:
     """Run ``count`` in-process passes in a forked child; fail if they take too long.
 
@@ -344,7 +359,7 @@ def run_passes(
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
-        _pass_child(config, count, world, force, write_fd)
+        _pass_child(config, count, world, PassOptions(force=force, progress=progress), write_fd)
     os.close(write_fd)
     try:
         data = _read_until(read_fd, PASS_TIMEOUT)
@@ -364,13 +379,11 @@ def run_passes(
 
 
 def _pass_child(
-    config: Config, count: int, world: World | None, force: bool, write_fd: int
+    config: Config, count: int, world: World | None, options: PassOptions, write_fd: int
 ) -> None:
     intents = IntentJournal(config.state_dir / "intents")  # as the CLI runs a pass
     try:
-        reports = [
-            run_pass(config, PassOptions(force=force), world, intents=intents) for _ in range(count)
-        ]
+        reports = [run_pass(config, options, world, intents=intents) for _ in range(count)]
         # events hold read-only mappings, which do not pickle: send them as flat records
         payload: object = [(r.dry_run, [as_record(e) for e in r.events], r.notes) for r in reports]
     except BaseException:

@@ -36,23 +36,33 @@ COMMON_POINTS = (
     "compress.after-tmp",
     "compress.after-rename",
     "compress.after-unlink",
-    "rotate.before-end",
 )
 POINTS = {
-    "rename": ("rename.before-rename", "rename.after-rename", "rename.after-create"),
+    "rename": (  # the trial's logs share one folder: one batch
+        "rename.before-rename",
+        "rename.after-rename",
+        "rename.after-create",
+        "batch.after-record",
+        "batch.between-entries",
+        "batch.before-sync",
+        "batch.before-end",
+    ),
     "copytruncate": (
         "copytruncate.after-copy",
         "copytruncate.before-rename",
         "copytruncate.after-rename",
         "copytruncate.after-truncate",
+        "rotate.before-end",
     ),
     "lossless": (
         "lossless.after-copy",
         "lossless.before-collapse",
         "lossless.after-collapse",
         "lossless.after-rename",
+        "rotate.before-end",
     ),
 }
+ONCE = frozenset({"batch.after-record", "batch.before-sync", "batch.before-end"})  # per batch
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +137,8 @@ def crash_run(trial: Trial, rng: random.Random, method: str, index: int) -> int:
         proc.send_signal(signal.SIGKILL)
     else:
         point = rng.choice(POINTS[method] + COMMON_POINTS)
-        proc = nodeguard(trial, f"{point}:{rng.randint(1, 3)}")
+        hit = 1 if point in ONCE else rng.randint(1, 2 if point.startswith("batch.") else 3)
+        proc = nodeguard(trial, f"{point}:{hit}")
     proc.communicate(timeout=60)
     return proc.returncode
 

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from nodeguard.config import schema
+from nodeguard.progress import NO_PROGRESS
 from nodeguard.rotation.engine import World
 from nodeguard.rotation.report import DONE, FAILED, REFUSED, SKIPPED, Report
 from tests.rotation.hostile_helpers import (
@@ -575,8 +576,10 @@ def swap_mid_pass(
         os.rename(target, logs / "b.log.moved")  # nobody keeps its data; the name is reused
         replace(target)
 
-    with victims_untouched(arena):
-        reports = run_passes(config, world=World(run=MidPass(attack)))
+    mid = MidPass(attack)
+    with victims_untouched(arena):  # rename: planned logs are renamed together, after
+        progress = mid if method == "rename" else NO_PROGRESS
+        reports = run_passes(config, world=World(run=mid), progress=progress)
     assert results(reports, logs / "a.log")[0] == ("rotate", DONE)
     assert results(reports, target) == [("rotate", FAILED)]
     assert (logs / "b.log.moved").read_bytes() == LOG_DATA
@@ -713,9 +716,10 @@ def test_directory_made_insecure_mid_pass_is_refused_from_the_next_pass(arena: A
         os.symlink(arena.victim / "app.log", logs / "b.log")
 
     _, config = write_config(arena, policy([f"{logs}/*.log"], postrotate="x"))
-    world = World(run=MidPass(attack))
+    mid = MidPass(attack)  # fires once a.log is planned: before the folder's rename batch
+    world = World(run=mid)
     with victims_untouched(arena):
-        first = run_passes(config, world=world)
+        first = run_passes(config, world=world, progress=mid)
         second = run_passes(config, world=world)
     assert results(first, logs / "b.log") == [("rotate", FAILED)]
     assert results(second, logs / "a.log") == [("refuse", REFUSED)]

@@ -103,7 +103,49 @@ def _rename_into_another_folder(logs: Path, victim: Path) -> dict[str, Any]:
     return {**base_record("rename", logs), "final": f"{victim}/app.log.{STAMP}"}
 
 
+def batch_record(logs: Path, *entries: dict[str, Any], **keys: Any) -> dict[str, Any]:
+    """A ``rename-batch`` record of ``logs``: app.log's entry, then ``entries``."""
+    live, folder = (logs / "app.log").stat(), logs.stat()
+    first = {"live": "app.log", "final": f"app.log.{STAMP}", "dev": live.st_dev}
+    first |= {"ino": live.st_ino, "mode": 0o644, "uid": 0, "gid": 0}
+    return {
+        "batch": "rename",
+        "kind": "rename-batch",
+        "version": 1,
+        "policy": "app",
+        "directory": str(logs),
+        "rotated": str(logs),
+        "dev": folder.st_dev,
+        "ino": folder.st_ino,
+        "postrotate": False,
+        "entries": [first, *({**first, **e} for e in entries)],
+        **keys,
+    }
+
+
+def _batch_rotating_into_another_folder(logs: Path, victim: Path) -> dict[str, Any]:
+    """One good entry, then one whose folder is the victim's: nothing may move at all."""
+    return batch_record(logs, {"live": "prefix.log"}, rotated=str(victim))
+
+
+def _batch_entry_of_a_log_of_no_policy(logs: Path, victim: Path) -> dict[str, Any]:
+    return batch_record(logs, directory=str(victim), rotated=str(victim))
+
+
+def _batch_entry_final_that_is_not_a_rotated_name(logs: Path, victim: Path) -> dict[str, Any]:
+    """The second entry would rename prefix.log over a name that is not a rotated one."""
+    return batch_record(logs, {"live": "prefix.log", "final": "prefix.log.bak"})
+
+
+def _batch_of_a_policy_that_does_not_exist(logs: Path, victim: Path) -> dict[str, Any]:
+    return batch_record(logs, policy="gone")
+
+
 ATTACKS: list[tuple[Attack, str]] = [
+    (_batch_rotating_into_another_folder, "final"),
+    (_batch_entry_of_a_log_of_no_policy, "live"),
+    (_batch_entry_final_that_is_not_a_rotated_name, "entries[1]: final"),
+    (_batch_of_a_policy_that_does_not_exist, "policy"),
     (_copytruncate_temp_named_after_a_victim, "temp"),
     (_copytruncate_final_that_is_not_a_rotated_name, "final"),
     (_lossless_temp_that_is_a_victim, "temp"),
@@ -161,4 +203,81 @@ def test_copytruncate_temp_that_is_not_the_copy_is_left_for_the_admin(tmp_path: 
     (recover,) = [f for f in body["files"] if f["action"] == "recover"]
     assert recover["result"] == "failed"
     assert "left for the admin" in recover["reason"]
+    assert tree_digest(logs) == before
+
+
+MALFORMED_BATCHES: list[tuple[dict[str, Any], str]] = [
+    ({"entries": []}, "entries: not a list"),
+    ({"entries": "app.log"}, "entries: not a list"),
+    ({"directory": "relative/logs"}, "directory: not an absolute folder path"),
+    ({"postrotate": "yes"}, "postrotate: wrong type"),
+    ({"batch": "copy"}, "batch:"),
+    ({"version": 2}, "version 2"),
+]
+
+
+@pytest.mark.parametrize(("change", "why"), MALFORMED_BATCHES, ids=lambda c: str(c)[:30])
+def test_malformed_batch_records_are_quarantined(
+    tmp_path: Path, change: dict[str, Any], why: str
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_bytes(DATA)
+    record = {**batch_record(logs), **change, "id": "planted"}
+    intents = tmp_path / "state" / "intents"
+    intents.mkdir(parents=True)
+    (intents / "planted.json").write_text(json.dumps(record))
+    before = tree_digest(logs)
+    code, body = rotate_json(make_config(tmp_path, [policy(logs, compress="none")]))
+    assert code == 1, body
+    (recover,) = [f for f in body["files"] if f["action"] == "recover"]
+    assert recover["reason"].startswith("malformed intent record"), recover
+    assert why in recover["reason"]
+    assert tree_digest(logs) == before
+    assert os.listdir(intents / "malformed") == ["planted.json"]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"live": "../app.log"},
+        {"live": "sub/app.log"},
+        {"final": ""},
+        {"ino": -1},
+        {"mode": "0644"},
+        {"uid": True},
+    ],
+    ids=str,
+)
+def test_batch_entries_are_checked_one_by_one(tmp_path: Path, entry: dict[str, Any]) -> None:
+    """A bad second entry quarantines the whole record: its good first entry is not acted on."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_bytes(DATA)
+    intents = tmp_path / "state" / "intents"
+    intents.mkdir(parents=True)
+    (intents / "x.json").write_text(json.dumps({**batch_record(logs, entry), "id": "x"}))
+    before = tree_digest(logs)
+    code, body = rotate_json(make_config(tmp_path, [policy(logs, compress="none")]))
+    assert code == 1, body
+    (recover,) = [f for f in body["files"] if f["action"] == "recover"]
+    assert recover["reason"].startswith("malformed intent record"), recover
+    assert "entries[1]." in recover["reason"]
+    assert tree_digest(logs) == before
+
+
+def test_a_batch_record_larger_than_the_cap_is_quarantined_unread(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_bytes(DATA)
+    intents = tmp_path / "state" / "intents"
+    intents.mkdir(parents=True)
+    many = [{"live": f"l{n}.log", "final": f"l{n}.log.{STAMP}"} for n in range(1, 1500)]
+    (intents / "big.json").write_text(json.dumps({**batch_record(logs, *many), "id": "big"}))
+    assert (intents / "big.json").stat().st_size > 64 * 1024
+    before = tree_digest(logs)
+    code, body = rotate_json(make_config(tmp_path, [policy(logs, compress="none")]))
+    assert code == 1, body
+    (recover,) = [f for f in body["files"] if f["action"] == "recover"]
+    assert recover["reason"].startswith("malformed intent record"), recover
     assert tree_digest(logs) == before

@@ -1,0 +1,141 @@
+"""A rotated file a process still writes is never compressed (its next lines would be lost).
+
+After a ``rename`` rotation the application appends to the renamed file until it
+reopens its log. Compressing that file and removing it drops every line it writes
+afterwards. So the compress step looks up /proc writers of the file (device + inode)
+and leaves it plain, reported, for a later pass; and the compression re-checks the file
+before the plain copy goes, for a writer that came while it was compressed. Writers
+and readers here are real processes holding real files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nodeguard.rotation import faults
+from tests.conftest import make_config, nodeguard_history, numbered_lines, rotate_json
+
+DATA = numbered_lines("w", 0, 200)
+ROTATED = "app.log.20260101-000000"
+LATE = "echo late-line >&3"  # what a holder writes once told to, then it exits
+
+
+def policy(logs: Path, **keys: Any) -> dict[str, Any]:
+    base = {"name": "app", "paths": [f"{logs}/*.log"], "max_size": "1Ki", "method": "rename"}
+    return {**base, "compress": "gzip", **keys}
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> Path:
+    path = tmp_path / "logs"
+    path.mkdir()
+    return path
+
+
+def holder(script: str) -> subprocess.Popen[bytes]:
+    """A shell that runs ``script`` (opening fd 3), says ready, then waits for a line."""
+    proc = subprocess.Popen(
+        ["/bin/sh", "-c", f"{script}; echo ready; read x; {LATE}"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    return proc
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def compress_records(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [f for f in body["files"] if f["action"] == "compress"]
+
+
+def test_rotated_file_its_writer_still_holds_is_compressed_only_after_the_writer_let_go(
+    tmp_path: Path, logs: Path, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    """rename, no postrotate: the application keeps appending to the rotated file."""
+    (logs / "app.log").write_bytes(DATA)
+    conf = make_config(tmp_path, [policy(logs)])
+    writer = holder(f"exec 3>>'{logs / 'app.log'}'")
+    procs.append(writer)
+    code, body = rotate_json(conf)
+    assert code == 0, body
+    (record,) = compress_records(body)
+    assert record["result"] == "skipped", record
+    assert f"pid {writer.pid} (sh)" in record["reason"]
+    assert "once its writer has let go" in record["reason"]
+    names = sorted(p.name for p in logs.iterdir())
+    assert len(names) == 2 and not any(n.endswith(".gz") for n in names), names
+    writer.communicate(b"\n", timeout=30)  # the late line, then the writer exits
+
+    code, body = rotate_json(conf)
+    assert code == 0, body
+    assert [r["result"] for r in compress_records(body)] == ["done"]
+    rotated, content = nodeguard_history(logs, "app.log")
+    assert len(rotated) == 1 and rotated[0].endswith(".gz")
+    assert content == DATA + b"late-line\n"
+
+
+def test_reader_only_does_not_hold_back_compression(
+    tmp_path: Path, logs: Path, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    (logs / "app.log").write_bytes(b"live\n")
+    (logs / ROTATED).write_bytes(DATA)
+    conf = make_config(tmp_path, [policy(logs)])
+    procs.append(holder(f"exec 3<'{logs / ROTATED}'"))  # tail -f, a shipper: O_RDONLY
+    code, body = rotate_json(conf)
+    assert code == 0, body
+    assert [r["result"] for r in compress_records(body)] == ["done"]
+    assert not (logs / ROTATED).exists()
+    assert gzip.decompress((logs / f"{ROTATED}.gz").read_bytes()) == DATA
+
+
+@pytest.mark.parametrize("point", ["compress.after-tmp", "compress.after-rename"])
+def test_writer_that_comes_while_the_file_is_compressed_keeps_the_plain_file(
+    tmp_path: Path,
+    logs: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    procs: list[subprocess.Popen[bytes]],
+    point: str,
+) -> None:
+    """No writer when /proc is looked at; one opens the file and writes before the
+    plain file goes: the .gz lacks that line, so it is dropped and the file kept."""
+    (logs / "app.log").write_bytes(b"live\n")
+    (logs / ROTATED).write_bytes(DATA)
+    conf = make_config(tmp_path, [policy(logs)])
+    real_point = faults.point
+
+    def writer_arrives(name: str) -> None:
+        if name == point and not procs:
+            procs.append(holder(f"exec 3>>'{logs / ROTATED}'; echo during >&3"))
+        real_point(name)
+
+    monkeypatch.setattr(faults, "point", writer_arrives)
+    code, body = rotate_json(conf)
+    monkeypatch.undo()
+    assert code == 0, body
+    (record,) = compress_records(body)
+    assert record["result"] == "skipped", record
+    assert "grew" in record["reason"] and "later pass" in record["reason"]
+    assert sorted(p.name for p in logs.iterdir()) == ["app.log", ROTATED]
+    assert (logs / ROTATED).read_bytes() == DATA + b"during\n"
+    procs[0].communicate(b"\n", timeout=30)
+
+    code, body = rotate_json(conf)
+    assert code == 0, body
+    assert [r["result"] for r in compress_records(body)] == ["done"]
+    content = gzip.decompress((logs / f"{ROTATED}.gz").read_bytes())
+    assert content == DATA + b"during\nlate-line\n"
