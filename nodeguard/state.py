@@ -38,6 +38,9 @@ class StateCorrupt(Exception):
 class LockUnusable(OSError):
     """The lock file cannot be opened or is not a regular file (read-only folder, ...)."""
 
+    def __str__(self) -> str:  # "PATH: why", not "[Errno 31] why: 'PATH'"
+        return f"{self.filename}: {self.strerror}" if self.filename else str(self.strerror)
+
 
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 

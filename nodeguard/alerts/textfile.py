@@ -1,14 +1,16 @@
 """The Prometheus textfile collector: nodeguard's metrics in a ``.prom`` file.
 
-Written through the folder's directory fd, never by path: the folder is checked like
-the state folder (every component a real directory owned by root, not writable by
-group or others; the folder itself not a symlink), opened with O_NOFOLLOW|O_DIRECTORY,
-checked again on the fd, and the file is created under a unique hidden temp name in
-that fd, fsynced, renamed over the old one within the same fd (renameat), and the
-folder fsynced. A folder swapped for a symlink, or one anybody can write, cannot
-redirect the write: it is refused with an event naming the path. Mode 0644, no
-timestamps. The folder must exist: node_exporter's package creates it; nodeguard
-does not guess where a collector would look.
+Written through the folder's directory fd, never by path: the folder is opened with
+O_NOFOLLOW|O_DIRECTORY and must be, on that fd, owned by root (or us) and not writable
+by group or others; no symlink on the way may belong to anybody but root. The file is
+created under a unique hidden temp name in that fd, fsynced, renamed over the old one
+within the same fd (renameat), and the folder fsynced. A folder swapped for a symlink,
+or one anybody can write, cannot redirect the write: it is refused with an event naming
+the path. Parent folders may belong to another user (Debian's /var/lib/prometheus is
+the prometheus user's): such a user can only rename entries of their own folder, and
+none of those is a root-owned folder of their making. Mode 0644, no timestamps. The
+folder must exist: node_exporter's package creates it; nodeguard does not guess where a
+collector would look.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from nodeguard.alerts.metrics import render_text
 from nodeguard.alerts.registry import Batch, DeliveryError
 from nodeguard.config.model import Config
 from nodeguard.fsutil import unique_temp_name
-from nodeguard.state import StateDirUnsafe, check_state_dir
 from nodeguard.world import World
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -57,10 +58,7 @@ def open_folder(folder: Path, euid: int) -> Iterator[int]:
         raise TextfileRefused(
             f"{folder} does not exist (node_exporter's textfile collector folder)"
         )
-    try:
-        check_state_dir(folder, euid)
-    except StateDirUnsafe as exc:
-        raise TextfileRefused(f"unsafe textfile folder: {exc}") from None
+    _refuse_foreign_symlinks(folder)
     try:
         fd = os.open(folder, DIR_FLAGS)
     except OSError as exc:
@@ -71,6 +69,19 @@ def open_folder(folder: Path, euid: int) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+def _refuse_foreign_symlinks(folder: Path) -> None:
+    """A symlink on the way to the folder that is not root's could lead anywhere."""
+    path = Path(os.path.abspath(folder))
+    for part in [Path(*path.parts[: i + 1]) for i in range(1, len(path.parts))]:
+        try:
+            st = os.lstat(part)
+        except OSError as exc:
+            raise TextfileRefused(f"unsafe textfile folder: {part}: {exc.strerror}") from None
+        if stat.S_ISLNK(st.st_mode) and (st.st_uid != 0 or part == path):
+            owner = "" if st.st_uid == 0 else f" owned by uid {st.st_uid}"
+            raise TextfileRefused(f"unsafe textfile folder: {part}: a symlink{owner}")
 
 
 def _check_fd(fd: int, folder: Path, euid: int) -> None:

@@ -46,7 +46,36 @@ def test_a_symlinked_folder_is_refused_and_its_target_untouched(tmp_path: Path) 
     assert code == 2, alerts
     assert alerts["refused"] == ["textfile"], alerts
     error = alerts["failed"]["textfile"]
-    assert f"{link}: not a directory" in error and "unsafe textfile folder" in error, error
+    assert f"{link}: a symlink" in error and "unsafe textfile folder" in error, error
+    assert tree_digest(victim) == before
+
+
+def test_a_root_folder_under_another_users_parent_gets_the_metrics(tmp_path: Path) -> None:
+    """Debian's node_exporter: /var/lib/prometheus is the prometheus user's (0755),
+    its textfile folder node-exporter is root's. That is a normal layout, not a refusal."""
+    parent = tmp_path / "prometheus"
+    parent.mkdir(mode=0o755)
+    os.chown(parent, 65534, 65534)
+    folder = parent / "node-exporter"
+    folder.mkdir(mode=0o755)
+    code, alerts = once(tmp_path, folder)
+    assert code == 0, alerts
+    assert "nodeguard_filesystem_avail_bytes{" in (folder / NAME).read_text()
+
+
+def test_a_symlink_of_another_user_on_the_way_is_refused(tmp_path: Path) -> None:
+    """A user who owns a parent can put a symlink there; it is not followed."""
+    parent = tmp_path / "prometheus"
+    parent.mkdir(mode=0o755)
+    victim = tmp_path / "victim"
+    (victim / "node-exporter").mkdir(parents=True, mode=0o755)
+    link = parent / "lib"
+    link.symlink_to(victim)
+    os.chown(link, 65534, 65534, follow_symlinks=False)
+    before = tree_digest(victim)
+    code, alerts = once(tmp_path, link / "node-exporter")
+    assert code == 2, alerts
+    assert f"{link}: a symlink owned by uid 65534" in alerts["failed"]["textfile"], alerts
     assert tree_digest(victim) == before
 
 
