@@ -139,3 +139,33 @@ def test_writer_that_comes_while_the_file_is_compressed_keeps_the_plain_file(
     assert [r["result"] for r in compress_records(body)] == ["done"]
     content = gzip.decompress((logs / f"{ROTATED}.gz").read_bytes())
     assert content == DATA + b"during\nlate-line\n"
+
+
+def test_plain_leftover_beside_its_gz_stays_while_a_process_writes_it(
+    tmp_path: Path, logs: Path, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    """An interrupted compression's plain copy is removed only once no one writes it."""
+    (logs / "app.log").write_bytes(b"live\n")
+    (logs / ROTATED).write_bytes(DATA)
+    (logs / f"{ROTATED}.gz").write_bytes(gzip.compress(DATA))
+    conf = make_config(tmp_path, [policy(logs)])
+    writer = holder(f"exec 3>>'{logs / ROTATED}'")
+    procs.append(writer)
+    code, body = rotate_json(conf)
+    assert code == 0, body
+    cleanup = [f for f in body["files"] if f["path"] == str(logs / ROTATED)]
+    assert [(f["action"], f["result"]) for f in cleanup] == [("cleanup", "skipped")]
+    assert f"pid {writer.pid} (sh)" in cleanup[0]["reason"]
+    assert (logs / ROTATED).read_bytes() == DATA
+    writer.communicate(b"\n", timeout=30)
+
+    # The writer added a line: the .gz no longer holds the file, so both are kept and
+    # reported for the admin (nothing is lost either way).
+    code, body = rotate_json(conf)
+    assert code == 1, body
+    records = [
+        (f["action"], f["result"]) for f in body["files"] if f["path"] == str(logs / ROTATED)
+    ]
+    assert records == [("check", "failed")]
+    assert (logs / ROTATED).read_bytes() == DATA + b"late-line\n"
+    assert gzip.decompress((logs / f"{ROTATED}.gz").read_bytes()) == DATA
