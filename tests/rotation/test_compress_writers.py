@@ -10,8 +10,13 @@ and readers here are real processes holding real files.
 
 from __future__ import annotations
 
+import grp
 import gzip
+import os
+import pwd
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -169,3 +174,31 @@ def test_plain_leftover_beside_its_gz_stays_while_a_process_writes_it(
     assert records == [("check", "failed")]
     assert (logs / ROTATED).read_bytes() == DATA + b"late-line\n"
     assert gzip.decompress((logs / f"{ROTATED}.gz").read_bytes()) == DATA
+
+
+def test_su_policy_sees_writers_of_other_users(
+    tmp_path: Path, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    """A policy with ``su`` runs as that user, who cannot see root's fds in /proc: the
+    writers are looked up as root before the pass drops to the user."""
+    top = Path(tempfile.mkdtemp(prefix="nodeguard-test-", dir="/tmp"))
+    try:
+        os.chmod(top, 0o755)  # noqa: S103 (nobody must reach the logs)
+        logs = top / "logs"
+        logs.mkdir()
+        os.chmod(logs, 0o777)  # noqa: S103 (the shared folder su is for)
+        (logs / "app.log").write_bytes(DATA)
+        os.chown(logs / "app.log", pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid)
+        conf = make_config(tmp_path, [policy(logs, su=["nobody", "nogroup"])])
+        writer = holder(f"exec 3>>'{logs / 'app.log'}'")  # a root process
+        procs.append(writer)
+        code, body = rotate_json(conf)
+        assert code == 0, body
+        (record,) = compress_records(body)
+        assert record["result"] == "skipped", record
+        assert f"pid {writer.pid} (sh)" in record["reason"]
+        writer.communicate(b"\n", timeout=30)
+        _, content = nodeguard_history(logs, "app.log")
+        assert content == DATA + b"late-line\n"
+    finally:
+        shutil.rmtree(top)
