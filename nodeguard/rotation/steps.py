@@ -377,8 +377,8 @@ def compress(pc: PolicyContext, sink: Sink, log: LiveLog, step: Step) -> None:
 
 
 _DEFERRED = "left plain for now"
-_DEBRIS = "a later pass removes it (its .gz is complete) once its writer has let go"
-_LATER = "a later pass compresses it once its writer has let go (reopened its log or exited)"
+_DEBRIS = "a later pass removes it (its .gz is complete) once no process writes it"
+_LATER = "a later pass compresses it once no process writes it (its writer reopened or exited)"
 
 
 def _held_by(
