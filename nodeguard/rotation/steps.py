@@ -366,8 +366,8 @@ def compress(pc: PolicyContext, sink: Sink, log: LiveLog, step: Step) -> None:
 
 
 _DEFERRED = "left plain for now"
-_DEBRIS = "a later pass removes it (its .gz is complete) once its writer has let go"
-_LATER = "a later pass compresses it once its writer has let go (reopened its log or exited)"
+_DEBRIS = "a later pass removes it (its .gz is complete) once no process writes it"
+_LATER = "a later pass compresses it once no process writes it (its writer reopened or exited)"
 
 
 def _held_by(
@@ -380,13 +380,8 @@ def _held_by(
     except OSError:
         return None, None  # gone or unreadable: the compression reports it
     file_id = (st.st_dev, st.st_ino)
-    return file_id, writers_reason(pc, file_id, later)
-
-
-def writers_reason(pc: PolicyContext, file_id: FileId, later: str = _LATER) -> str | None:
-    """Why a rotated file must stay plain: who holds it open for writing; None if no one."""
     writers = pc.writers.of(file_id)
     if not writers:
-        return None
+        return file_id, None
     who = ", ".join(f"pid {w.pid} ({w.command})" for w in writers)
-    return f"{_DEFERRED}: open for writing by {who}; {later}"
+    return file_id, f"{_DEFERRED}: open for writing by {who}; {later}"

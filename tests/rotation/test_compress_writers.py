@@ -10,8 +10,13 @@ and readers here are real processes holding real files.
 
 from __future__ import annotations
 
+import grp
 import gzip
+import os
+import pwd
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,7 +81,7 @@ def test_rotated_file_its_writer_still_holds_is_compressed_only_after_the_writer
     (record,) = compress_records(body)
     assert record["result"] == "skipped", record
     assert f"pid {writer.pid} (sh)" in record["reason"]
-    assert "once its writer has let go" in record["reason"]
+    assert "a later pass compresses it once no process writes it" in record["reason"]
     names = sorted(p.name for p in logs.iterdir())
     assert len(names) == 2 and not any(n.endswith(".gz") for n in names), names
     writer.communicate(b"\n", timeout=30)  # the late line, then the writer exits
@@ -139,3 +144,61 @@ def test_writer_that_comes_while_the_file_is_compressed_keeps_the_plain_file(
     assert [r["result"] for r in compress_records(body)] == ["done"]
     content = gzip.decompress((logs / f"{ROTATED}.gz").read_bytes())
     assert content == DATA + b"during\nlate-line\n"
+
+
+def test_plain_leftover_beside_its_gz_stays_while_a_process_writes_it(
+    tmp_path: Path, logs: Path, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    """An interrupted compression's plain copy is removed only once no one writes it."""
+    (logs / "app.log").write_bytes(b"live\n")
+    (logs / ROTATED).write_bytes(DATA)
+    (logs / f"{ROTATED}.gz").write_bytes(gzip.compress(DATA))
+    conf = make_config(tmp_path, [policy(logs)])
+    writer = holder(f"exec 3>>'{logs / ROTATED}'")
+    procs.append(writer)
+    code, body = rotate_json(conf)
+    assert code == 0, body
+    cleanup = [f for f in body["files"] if f["path"] == str(logs / ROTATED)]
+    assert [(f["action"], f["result"]) for f in cleanup] == [("cleanup", "skipped")]
+    assert f"pid {writer.pid} (sh)" in cleanup[0]["reason"]
+    assert (logs / ROTATED).read_bytes() == DATA
+    writer.communicate(b"\n", timeout=30)
+
+    # The writer added a line: the .gz no longer holds the file, so both are kept and
+    # reported for the admin (nothing is lost either way).
+    code, body = rotate_json(conf)
+    assert code == 1, body
+    records = [
+        (f["action"], f["result"]) for f in body["files"] if f["path"] == str(logs / ROTATED)
+    ]
+    assert records == [("check", "failed")]
+    assert (logs / ROTATED).read_bytes() == DATA + b"late-line\n"
+    assert gzip.decompress((logs / f"{ROTATED}.gz").read_bytes()) == DATA
+
+
+def test_su_policy_sees_writers_of_other_users(
+    tmp_path: Path, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    """A policy with ``su`` runs as that user, who cannot see root's fds in /proc: the
+    writers are looked up as root before the pass drops to the user."""
+    top = Path(tempfile.mkdtemp(prefix="nodeguard-test-", dir="/tmp"))
+    try:
+        os.chmod(top, 0o755)  # noqa: S103 (nobody must reach the logs)
+        logs = top / "logs"
+        logs.mkdir()
+        os.chmod(logs, 0o777)  # noqa: S103 (the shared folder su is for)
+        (logs / "app.log").write_bytes(DATA)
+        os.chown(logs / "app.log", pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid)
+        conf = make_config(tmp_path, [policy(logs, su=["nobody", "nogroup"])])
+        writer = holder(f"exec 3>>'{logs / 'app.log'}'")  # a root process
+        procs.append(writer)
+        code, body = rotate_json(conf)
+        assert code == 0, body
+        (record,) = compress_records(body)
+        assert record["result"] == "skipped", record
+        assert f"pid {writer.pid} (sh)" in record["reason"]
+        writer.communicate(b"\n", timeout=30)
+        _, content = nodeguard_history(logs, "app.log")
+        assert content == DATA + b"late-line\n"
+    finally:
+        shutil.rmtree(top)
