@@ -80,7 +80,8 @@ def test_sigterm_abandons_a_step_that_outlives_stop_timeout(tmp_path: Path) -> N
     started = time.monotonic()
     try:
         assert daemon.serve() is False  # stop_timeout is 2s in write_config
-        assert time.monotonic() - started < 0.5 + 2 + 1
+        # Back long before the stuck step would end (60 s), however busy the machine.
+        assert time.monotonic() - started < 30
     finally:
         release.set()
     view = read_status(config.state_dir, time.time())

@@ -833,7 +833,7 @@ def test_race_rotated_files_swapped_for_links_never_touch_the_victim(
 
     reports: list[Report] = []
     with victims_untouched(arena), Race(step) as race:
-        for _ in range(5):  # until the race was hit at least once (a busy machine may miss)
+        for _ in range(20):  # until the race was hit at least once (a busy machine may miss)
             reports += run_passes(config, RACE_PASSES)
             if hit(reports):
                 break
