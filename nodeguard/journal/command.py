@@ -1,8 +1,10 @@
 """``nodeguard journal``: scan, follow, usage, vacuum.
 
-Rendering only: the work is in ``follow.py`` and ``retention.py``. Matches are printed per
-batch before the batch's cursor is saved, so an interrupted ``follow`` never skips a
-match it did not print (it may print the last batch again).
+Rendering only: the work is in ``follow.py`` and ``retention.py``. ``scan`` and
+``follow`` only read: ``follow`` starts at ``--since``, else where the daemon's follower
+stands (its saved cursor, read and never written), else the lookback, and keeps its
+position in memory. The daemon and ``run --once`` are the only writers of the cursor, so
+an admin watching never takes entries away from the alert path.
 """
 
 from __future__ import annotations
@@ -41,7 +43,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     scan.add_argument("--json", action="store_true", help="one JSON document with the matches")
     follow = actions.add_parser(
-        "follow", help="from the saved cursor to the end, printing matches and saving the cursor"
+        "follow",
+        help="print matches from where the daemon's follower stands (read, never moved) "
+        "to the end, then live; change nothing",
+    )
+    follow.add_argument(
+        "--since",
+        metavar="TIME",
+        help="start here instead: a duration (30m, 2h, 1d) or a time (2025-11-30T08:00:00Z)",
     )
     follow.add_argument("--once", action="store_true", help="stop at the end (else: live)")
     follow.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -157,17 +166,22 @@ class _Collector:
 def _follow(
     args: argparse.Namespace, config: Config, world: World, out: TextIO, err: TextIO
 ) -> int:
-    from nodeguard.journal.follow import follow_live, follow_once
+    from nodeguard.journal.follow import view_live, view_once
 
+    try:
+        since = parse_since(args.since, world.now()) if args.since else None
+    except ValueError as exc:
+        print(f"nodeguard: --since: {exc}", file=err)
+        return Exit.USAGE
     if args.json:
         printer: _JsonLinesPrinter | _TextPrinter = _JsonLinesPrinter(out, err)
     else:
         progress = _progress(err, "journal follow") if args.once else None
         printer = _TextPrinter(out, err, progress)
     if args.once:
-        return _exit_code(follow_once(config, world, sink=printer, progress=printer.progress))
+        return _exit_code(view_once(config, world, since, sink=printer, progress=printer.progress))
     _stop_on_signals(world)
-    return _exit_code(follow_live(config, world, printer))
+    return _exit_code(view_live(config, world, printer, since))
 
 
 def _progress(err: TextIO, label: str) -> Progress:
