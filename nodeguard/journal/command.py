@@ -78,16 +78,24 @@ def run(args: argparse.Namespace, config: Config, world: World, out: TextIO, err
     try:
         return action[args.journal_command](args, config, world, out, err)
     except LockBusy as exc:
-        print(f"nodeguard: {exc}", file=err)
-        return Exit.LOCKED
+        return _refuse(args, out, err, str(exc), Exit.LOCKED)
     except StateDirUnsafe as exc:
-        print(f"nodeguard: unsafe state folder: {exc}; nothing was changed", file=err)
-        return Exit.USAGE
+        why = f"unsafe state folder: {exc}; nothing was changed"
+        return _refuse(args, out, err, why, Exit.USAGE)
     except LockUnusable as exc:
-        print(f"nodeguard: {exc.filename}: {exc.strerror}; nothing was changed", file=err)
-        return Exit.USAGE
+        why = f"{exc.filename}: {exc.strerror}; nothing was changed"
+        return _refuse(args, out, err, why, Exit.USAGE)
     except KeyboardInterrupt:
         return Exit.OK
+
+
+def _refuse(args: argparse.Namespace, out: TextIO, err: TextIO, why: str, code: int) -> int:
+    """The human line on stderr; with --json also one JSON document (a single line, so
+    ``follow --json`` stays one object per line) on stdout: {"error", "exit"}."""
+    print(f"nodeguard: {why}", file=err)
+    if getattr(args, "json", False):
+        out.write(json.dumps({"error": why, "exit": int(code)}, sort_keys=True) + "\n")
+    return code
 
 
 # --- scan and follow ----------------------------------------------------------------------
@@ -141,8 +149,7 @@ def _scan(args: argparse.Namespace, config: Config, world: World, out: TextIO, e
     try:
         since = parse_since(args.since, now) if args.since else None
     except ValueError as exc:
-        print(f"nodeguard: --since: {exc}", file=err)
-        return Exit.USAGE
+        return _refuse(args, out, err, f"--since: {exc}", Exit.USAGE)
     start = since or now - timedelta(seconds=config.journal.lookback)
     if not args.json:
         progress = _progress(err, "journal scan")
@@ -171,8 +178,7 @@ def _follow(
     try:
         since = parse_since(args.since, world.now()) if args.since else None
     except ValueError as exc:
-        print(f"nodeguard: --since: {exc}", file=err)
-        return Exit.USAGE
+        return _refuse(args, out, err, f"--since: {exc}", Exit.USAGE)
     if args.json:
         printer: _JsonLinesPrinter | _TextPrinter = _JsonLinesPrinter(out, err)
     else:
@@ -329,12 +335,8 @@ def _vacuum(
 
     retention = config.journal.retention
     if retention.max_use is None and retention.max_age is None:
-        print(
-            "nodeguard: journal.retention.max_use and max_age are null: nothing to enforce; "
-            "nothing was changed",
-            file=err,
-        )
-        return Exit.OK
+        why = "journal.retention.max_use and max_age are null: nothing to enforce; "
+        return _refuse(args, out, err, why + "nothing was changed", Exit.OK)
     result = enforce_retention(config, world, dry_run=args.dry_run)
     if args.json:
         out.write(json.dumps(_vacuum_document(result), indent=2) + "\n")

@@ -194,3 +194,27 @@ def test_a_lock_that_is_no_file_is_reported_never_a_traceback(tmp_path: Path) ->
         after = os.lstat(lock)
         assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
         lock.rmdir() if lock.is_dir() and not lock.is_symlink() else lock.unlink()
+
+
+def test_with_json_a_refusal_is_json_on_stdout_too(tmp_path: Path) -> None:
+    """A bad --since, an unsafe state folder, nothing to vacuum: with --json, stdout is
+    one JSON document (follow: one JSON line) with the error and the exit code; stderr
+    keeps the human line."""
+    directory = _samples_journal(tmp_path)
+    config = write_config(tmp_path, directory, lookback=LONG_AGO)
+    base = ("-c", config, "--no-dropins", "journal")
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o777)
+
+    since = run_cli(*base, "scan", "--since", "yesterdayish", "--json")
+    unsafe = run_cli(*base, "follow", "--once", "--json")
+    vacuum = run_cli(*base, "vacuum", "--json")
+
+    for result, code in ((since, 2), (unsafe, 2), (vacuum, 0)):
+        assert result.code == code, result
+        assert result.err.startswith("nodeguard: "), result.err
+        (line,) = result.out.splitlines() if result is unsafe else [result.out]
+        body = json.loads(line)
+        assert body["exit"] == code and body["error"] == result.err.strip()[len("nodeguard: ") :]
+    assert "unsafe state folder" in unsafe.err and not (state / "journal.json").exists()
