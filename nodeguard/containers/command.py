@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def handler(args: argparse.Namespace, config: Config) -> int:
     """The CLI entry: the real world, stdout, and progress on a terminal's stderr."""
     from nodeguard.containers.outcome import ContainersKind, ContainersOptions
-    from nodeguard.containers.report import render_json, render_text
+    from nodeguard.containers.report import refusal_json, render_json, render_text
     from nodeguard.containers.run import container_inventory
     from nodeguard.progress import progress_for, quiet_logs
     from nodeguard.world import World
@@ -44,12 +44,16 @@ def handler(args: argparse.Namespace, config: Config) -> int:
     options = ContainersOptions(apply=args.apply, progress=progress)
     with quiet_logs("containers", args.verbose):
         result = container_inventory(config, options, World())
+    code = int(result.exit)
     stopped = result.of(ContainersKind.APPLY_REFUSED, ContainersKind.LOCKED)
-    if stopped:
-        for event in stopped:
-            print(f"nodeguard: {event.reason}", file=sys.stderr)
-    elif args.json:
-        sys.stdout.write(json.dumps(render_json(result.events), indent=2) + "\n")
-    else:
+    for event in stopped:  # the human line, with or without --json
+        print(f"nodeguard: {event.reason}", file=sys.stderr)
+    if args.json:  # stdout is always one JSON document, a refusal's too
+        if stopped:
+            body = refusal_json(result.events, [e.reason for e in stopped], code)
+        else:
+            body = {**render_json(result.events), "exit": code}
+        sys.stdout.write(json.dumps(body, indent=2) + "\n")
+    elif not stopped:
         sys.stdout.write(render_text(result.events))
-    return int(result.exit)
+    return code

@@ -33,6 +33,12 @@ def render_json(events: Sequence[Event]) -> dict[str, Any]:
     }
 
 
+def refusal_json(events: Sequence[Event], refused: Sequence[str], code: int) -> dict[str, Any]:
+    """The ``--json`` document of a run that stopped before the report (``--apply``
+    refused, or the lock held): the reasons and the exit code, no inventory."""
+    return {"exit": code, "refused": list(refused), "events": [e.as_dict() for e in events]}
+
+
 def render_text(events: Sequence[Event]) -> str:
     """A table of containers (top consumers first), then kubelet, orphans and problems."""
     rows = [e.facts for e in events if e.kind in ROW_KINDS]

@@ -570,6 +570,7 @@ def _report_reclaim(run: _Run, fs: Filesystem, outcome: ReclaimOutcome) -> None:
             bytes_freed=step.bytes_freed,
             files=step.files,
             ok=step.ok,
+            left_plain=step.left_plain,
         )
     facts = {
         "free_before": outcome.free_before,

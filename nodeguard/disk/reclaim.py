@@ -18,19 +18,21 @@ derived config, so reclaim inherits its guarantees: live logs are never removed,
 nothing outside the policies is touched, every file is re-checked before acting.
 The steps reach the engine through :class:`ReclaimHooks`, so the daemon or a test
 can supply another implementation. Bytes freed are measured per step on the
-filesystem itself (statvfs before and after).
+filesystem itself (statvfs before and after). A rotated file the pass leaves plain
+(a process still writes it: compressing it would lose its next lines) is counted and
+named in the step's detail, so a critical disk that stays critical says why.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from nodeguard.config.model import Config, Policy
 from nodeguard.disk.filesystems import Filesystem, holds, static_prefix
-from nodeguard.events import Severity
+from nodeguard.events import Event, Severity
 from nodeguard.world import DiskUsage, World
 
 STEPS = ("rotate", "compress", "remove", "vacuum_journal")
@@ -45,6 +47,7 @@ class HookResult:
     ok: bool
     detail: str = ""
     deferred: bool = False  # could not run now (a rotation pass holds the lock)
+    left_plain: int = 0  # rotated files not compressed: a process still writes them
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class StepOutcome:
     ok: bool
     detail: str
     deferred: bool = False
+    left_plain: int = 0
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -63,6 +67,7 @@ class StepOutcome:
             "files": self.files,
             "ok": self.ok,
             "detail": self.detail,
+            "left_plain": self.left_plain,
         }
 
 
@@ -101,12 +106,25 @@ class ReclaimOutcome:
             "at": self.at,
         }
 
+    @property
+    def left_plain(self) -> int:
+        """Rotated files left uncompressed by the last step that looked at them."""
+        return max((s.left_plain for s in self.steps), default=0)
+
     def shortfall(self) -> str:
         done = ", ".join(f"{s.step} freed {s.bytes_freed} bytes" for s in self.steps) or "no step"
+        held = "The space is held by something other than the policies' rotated logs and the "
+        held += "journal."
+        plain = max(self.steps, key=lambda s: s.left_plain, default=None)
+        if plain is not None and plain.left_plain:
+            held = (  # the step's detail: "N files; M rotated files left plain: why"
+                f"{plain.detail.split('; ', 1)[-1]} (compressed by a later pass once "
+                "their writers reopen their logs); the rest is held by something other than "
+                "the policies' rotated logs and the journal."
+            )
         return (
             f"Reclaim ran ({done}) and left {self.free_after:.1%} free, below the "
-            f"{self.target:.0%} aimed at. The space is held by something other than the "
-            "policies' rotated logs and the journal."
+            f"{self.target:.0%} aimed at. {held}"
         )
 
 
@@ -169,13 +187,45 @@ class RotationHooks:
             return HookResult(0, False, f"deferred: {exc}", deferred=True)
         except StateUnusable as exc:
             return HookResult(0, False, f"state folder unusable: {exc}")
-        acted = [e for e in report.events if result_of(e) == "done" and e.kind in _ACTIONS]
-        bad = [e for e in report.events if result_of(e) in ("failed", "refused")]
+        events = report.events
+        acted = [e for e in events if result_of(e) == "done" and e.kind in _ACTIONS]
+        bad = [e for e in events if result_of(e) in ("failed", "refused")]
+        plain = [e for e in events if e.kind == "compress" and result_of(e) == "skipped"]
         detail = f"{len(acted)} files" + (f", {len(bad)} failed or refused" if bad else "")
-        return HookResult(len(acted), not bad, detail)
+        if plain:
+            detail += "; " + left_plain_text(plain)
+        return HookResult(len(acted), not bad, detail, left_plain=len(plain))
 
 
 _ACTIONS = frozenset({"rotate", "compress", "remove"})
+_WRITING = "open for writing by "
+
+
+def left_plain_text(skipped: Sequence[Event]) -> str:
+    """``2 rotated files left plain: still open for writing by pid 812 (myapp)``: the
+    compressions a pass skipped, by why (a writer holds the file, or it changed while it
+    was compressed), with the writers named (at most three)."""
+    held = [e for e in skipped if _WRITING in e.reason]
+    changed = len(skipped) - len(held)
+    parts = []
+    if held:
+        parts.append(f"{_files(len(held))} left plain: still open for writing by {_who(held)}")
+    if changed:
+        parts.append(f"{_files(changed)} left plain: written to while being compressed")
+    return "; ".join(parts)
+
+
+def _files(count: int) -> str:
+    return f"{count} rotated file{'s' if count != 1 else ''}"
+
+
+def _who(events: Iterable[Event]) -> str:
+    writers = dict.fromkeys(
+        e.reason.split(_WRITING, 1)[1].split(";", 1)[0] for e in events if _WRITING in e.reason
+    )
+    names = list(writers)
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return ", ".join(names[:3]) + more
 
 
 def policies_on(fs: Filesystem, config: Config) -> list[Policy]:
@@ -213,7 +263,15 @@ def reclaim(
         after = world.disk_usage(fs.probe)
         freed = max(0, after.free - usage.free)
         done.append(
-            StepOutcome(name, freed, result.files, result.ok, result.detail, result.deferred)
+            StepOutcome(
+                name,
+                freed,
+                result.files,
+                result.ok,
+                result.detail,
+                result.deferred,
+                result.left_plain,
+            )
         )
         usage = after
         if result.deferred:

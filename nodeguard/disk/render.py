@@ -62,7 +62,9 @@ def _fs_text(result: DiskResult, r: FsReport, chart: bool) -> list[str]:
         lines.append("  alerts:   none")
     if r.reclaim is not None:
         steps = ", ".join(f"{s.step} {format_size(s.bytes_freed)}" for s in r.reclaim.steps)
-        lines.append(f"  reclaim:  {steps} -> {r.reclaim.free_after:.1%} free")
+        plain = r.reclaim.left_plain
+        held = f" ({plain} rotated left plain: still being written)" if plain else ""
+        lines.append(f"  reclaim:  {steps} -> {r.reclaim.free_after:.1%} free{held}")
     if chart and r.window:
         lines += ["  " + row for row in chart_rows(r)]
     return lines

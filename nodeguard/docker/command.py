@@ -55,10 +55,18 @@ def handle(args: argparse.Namespace, config: Config) -> int:
     from nodeguard.progress import quiet_logs
     from nodeguard.world import World
 
+    mode = Mode.CHECK if args.check else Mode.DIFF if args.diff else Mode.APPLY
     if args.restart and not args.apply:
         print("nodeguard: --restart goes with --apply", file=sys.stderr)
+        if args.json:  # stdout is always one JSON document with --json
+            body = {
+                "mode": str(mode),
+                "exit": int(Exit.USAGE),
+                "error": "--restart goes with --apply",
+                "events": [],
+            }
+            sys.stdout.write(json.dumps(body, indent=2) + "\n")
         return Exit.USAGE
-    mode = Mode.CHECK if args.check else Mode.DIFF if args.diff else Mode.APPLY
     with quiet_logs("docker", args.verbose):
         result = docker_config(config, DockerOptions(mode, restart=args.restart), World())
     if args.json:

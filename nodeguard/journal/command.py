@@ -1,8 +1,10 @@
 """``nodeguard journal``: scan, follow, usage, vacuum.
 
-Rendering only: the work is in ``follow.py`` and ``retention.py``. Matches are printed per
-batch before the batch's cursor is saved, so an interrupted ``follow`` never skips a
-match it did not print (it may print the last batch again).
+Rendering only: the work is in ``follow.py`` and ``retention.py``. ``scan`` and
+``follow`` only read: ``follow`` starts at ``--since``, else where the daemon's follower
+stands (its saved cursor, read and never written), else the lookback, and keeps its
+position in memory. The daemon and ``run --once`` are the only writers of the cursor, so
+an admin watching never takes entries away from the alert path.
 """
 
 from __future__ import annotations
@@ -41,7 +43,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     scan.add_argument("--json", action="store_true", help="one JSON document with the matches")
     follow = actions.add_parser(
-        "follow", help="from the saved cursor to the end, printing matches and saving the cursor"
+        "follow",
+        help="print matches from where the daemon's follower stands (read, never moved) "
+        "to the end, then live; change nothing",
+    )
+    follow.add_argument(
+        "--since",
+        metavar="TIME",
+        help="start here instead: a duration (30m, 2h, 1d) or a time (2025-11-30T08:00:00Z)",
     )
     follow.add_argument("--once", action="store_true", help="stop at the end (else: live)")
     follow.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -69,16 +78,24 @@ def run(args: argparse.Namespace, config: Config, world: World, out: TextIO, err
     try:
         return action[args.journal_command](args, config, world, out, err)
     except LockBusy as exc:
-        print(f"nodeguard: {exc}", file=err)
-        return Exit.LOCKED
+        return _refuse(args, out, err, str(exc), Exit.LOCKED)
     except StateDirUnsafe as exc:
-        print(f"nodeguard: unsafe state folder: {exc}; nothing was changed", file=err)
-        return Exit.USAGE
+        why = f"unsafe state folder: {exc}; nothing was changed"
+        return _refuse(args, out, err, why, Exit.USAGE)
     except LockUnusable as exc:
-        print(f"nodeguard: {exc.filename}: {exc.strerror}; nothing was changed", file=err)
-        return Exit.USAGE
+        why = f"{exc.filename}: {exc.strerror}; nothing was changed"
+        return _refuse(args, out, err, why, Exit.USAGE)
     except KeyboardInterrupt:
         return Exit.OK
+
+
+def _refuse(args: argparse.Namespace, out: TextIO, err: TextIO, why: str, code: int) -> int:
+    """The human line on stderr; with --json also one JSON document (a single line, so
+    ``follow --json`` stays one object per line) on stdout: {"error", "exit"}."""
+    print(f"nodeguard: {why}", file=err)
+    if getattr(args, "json", False):
+        out.write(json.dumps({"error": why, "exit": int(code)}, sort_keys=True) + "\n")
+    return code
 
 
 # --- scan and follow ----------------------------------------------------------------------
@@ -132,8 +149,7 @@ def _scan(args: argparse.Namespace, config: Config, world: World, out: TextIO, e
     try:
         since = parse_since(args.since, now) if args.since else None
     except ValueError as exc:
-        print(f"nodeguard: --since: {exc}", file=err)
-        return Exit.USAGE
+        return _refuse(args, out, err, f"--since: {exc}", Exit.USAGE)
     start = since or now - timedelta(seconds=config.journal.lookback)
     if not args.json:
         progress = _progress(err, "journal scan")
@@ -157,17 +173,21 @@ class _Collector:
 def _follow(
     args: argparse.Namespace, config: Config, world: World, out: TextIO, err: TextIO
 ) -> int:
-    from nodeguard.journal.follow import follow_live, follow_once
+    from nodeguard.journal.follow import view_live, view_once
 
+    try:
+        since = parse_since(args.since, world.now()) if args.since else None
+    except ValueError as exc:
+        return _refuse(args, out, err, f"--since: {exc}", Exit.USAGE)
     if args.json:
         printer: _JsonLinesPrinter | _TextPrinter = _JsonLinesPrinter(out, err)
     else:
         progress = _progress(err, "journal follow") if args.once else None
         printer = _TextPrinter(out, err, progress)
     if args.once:
-        return _exit_code(follow_once(config, world, sink=printer, progress=printer.progress))
+        return _exit_code(view_once(config, world, since, sink=printer, progress=printer.progress))
     _stop_on_signals(world)
-    return _exit_code(follow_live(config, world, printer))
+    return _exit_code(view_live(config, world, printer, since))
 
 
 def _progress(err: TextIO, label: str) -> Progress:
@@ -315,12 +335,8 @@ def _vacuum(
 
     retention = config.journal.retention
     if retention.max_use is None and retention.max_age is None:
-        print(
-            "nodeguard: journal.retention.max_use and max_age are null: nothing to enforce; "
-            "nothing was changed",
-            file=err,
-        )
-        return Exit.OK
+        why = "journal.retention.max_use and max_age are null: nothing to enforce; "
+        return _refuse(args, out, err, why + "nothing was changed", Exit.OK)
     result = enforce_retention(config, world, dry_run=args.dry_run)
     if args.json:
         out.write(json.dumps(_vacuum_document(result), indent=2) + "\n")

@@ -7,8 +7,12 @@ call repeats the batch's reading only. Nothing is ever skipped: the cursor never
 past an entry whose events were not delivered.
 
 ``follow_once`` reads to the end (or ``limit`` entries) and returns; ``follow_live``
-keeps reading until ``World.stop`` is set, waiting on the journal between batches;
-``scan`` applies the rules to a time range and saves nothing.
+keeps reading until ``World.stop`` is set, waiting on the journal between batches. They
+are the daemon's (and ``run --once``'s): the only writers of the cursor. ``view_once`` and
+``view_live`` are the CLI's ``journal follow``: the same reading from the daemon's
+position (read, never written) or a given time, with the position kept in memory, no
+lock taken and nothing saved; ``scan`` applies the rules to a time range and saves
+nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from nodeguard.journal.state import FollowState
 from nodeguard.journal.textlogs import TextLogReader
 from nodeguard.progress import NO_PROGRESS, Progress
 from nodeguard.rotation import faults
-from nodeguard.state import ensure_state_dir
+from nodeguard.state import check_state_dir, ensure_state_dir
 from nodeguard.world import World
 
 log = logging.getLogger("nodeguard.journal")
@@ -72,6 +76,7 @@ class _Run:
         self.saved = FollowState()
         self.rules = RuleSet(self.cfg)
         self.ev = Evaluator(self.cfg, self.rules, RuleState())
+        self.since: datetime | None = None  # where reading starts without a cursor
 
     # -- setup --------------------------------------------------------------------------
 
@@ -106,6 +111,10 @@ class _Run:
             self.note(JournalKind.UNAVAILABLE, Severity.INFO if fallback else Severity.WARNING, why)
 
     def position(self, since: datetime | None) -> None:
+        """After the saved (or in-memory) cursor; without one at ``since``, else the
+        lookback. A reopen passes None and keeps the first call's ``since``."""
+        self.since = since or self.since
+        since = self.since
         if self.reader is None:
             return
         cursor = self.saved.cursor
@@ -364,6 +373,53 @@ def scan(
         return run.result()
     finally:
         run.close()
+
+
+def view_once(
+    config: Config,
+    world: World,
+    since: datetime | None = None,
+    *,
+    sink: EventSink | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> JournalResult:
+    """The CLI's ``journal follow --once``: from ``since``, else from the daemon's saved
+    position (cursor, rule and text-log state: read, never written), else the lookback,
+    to the end. No lock, nothing saved: the daemon still sees every entry.
+    StateDirUnsafe when the daemon's state would be read from an unsafe folder."""
+    run = _viewer(config, world, since, sink, progress)
+    try:
+        run.position(since)
+        if run.journal_batches(None) and run.text_batches():
+            run.lag_event()
+        return run.result()
+    finally:
+        run.close()
+
+
+def view_live(
+    config: Config, world: World, sink: EventSink, since: datetime | None = None
+) -> JournalResult:
+    """The CLI's ``journal follow``: as :func:`view_once`, then live until ``world.stop``,
+    the position kept in memory."""
+    run = _viewer(config, world, since, sink, NO_PROGRESS)
+    try:
+        run.position(since)
+        _live_loop(run, None)
+        return run.result()
+    finally:
+        run.close()
+
+
+def _viewer(
+    config: Config, world: World, since: datetime | None, sink: EventSink | None, progress: Progress
+) -> _Run:
+    run = _Run(config, world, sink, save=False, progress=progress)
+    if since is None:
+        check_state_dir(config.state_dir, world.euid)  # never created here
+        run.load_state()
+    run.open(config.journal.text_logs.read)
+    return run
 
 
 def _ready(config: Config, world: World) -> Path:

@@ -122,7 +122,8 @@ def save(state_dir: Path, state: FollowState) -> None:
 
 @contextlib.contextmanager
 def follow_lock(state_dir: Path) -> Iterator[None]:
-    """One follower per state folder (the daemon's, or a CLI ``journal follow``)."""
+    """One follower per state folder: the daemon's or ``run --once``'s (the CLI's
+    ``journal follow`` only reads the state and takes no lock)."""
     fd = open_lock(state_dir / LOCK_NAME)  # LockUnusable: not a regular file
     try:
         try:

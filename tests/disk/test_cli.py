@@ -116,3 +116,27 @@ def test_check_with_bad_arguments_is_unknown_not_critical(tmp_path: Path) -> Non
         assert "unrecognized arguments" in result.err
     assert run_cli("disk", "--bogus").code == 2  # the other commands keep exit 2
     assert run_cli("-c", tmp_path / "check", "disk", "--bogus").code == 2
+
+
+def test_disk_json_is_one_document_whatever_the_state_folder(tmp_path: Path) -> None:
+    """A state folder others can write, a file where the folder belongs, a state file that
+    is no JSON: stdout is still one JSON document (the problem in it), exit 0."""
+    cases = {"unsafe": 0o777, "file": None, "corrupt": 0o700}
+    for name, mode in cases.items():
+        root = tmp_path / name
+        root.mkdir()
+        config = write_config(root)
+        state = root / "state"
+        if mode is None:
+            state.write_text("not a folder")
+        else:
+            state.mkdir()
+            state.chmod(mode)
+            (state / "disk-samples.json").write_text("{not json")
+
+        result = run_cli("-c", config, "--no-dropins", "disk", "--json")
+
+        assert result.code == 0, (name, result.err)
+        body = json.loads(result.out)
+        assert body["filesystems"], (name, body)
+        assert "Traceback" not in result.err

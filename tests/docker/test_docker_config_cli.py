@@ -162,6 +162,26 @@ def test_restart_without_apply_is_a_usage_error(tmp_path: Path, run_cli: Run) ->
     assert "--restart goes with --apply" in result.err
 
 
+def test_with_json_stdout_is_one_document_for_a_usage_error_and_a_bad_daemon_json(
+    tmp_path: Path, run_cli: Run
+) -> None:
+    """--json: a refused argument and a daemon.json nodeguard cannot read are one JSON
+    document on stdout with the exit code; stderr keeps the human line."""
+    daemon_json, base = _setup(tmp_path, b'{"log-opts": ')
+    before = _sha(daemon_json)
+
+    usage = run_cli(*base, "--check", "--restart", "--json")
+    bad = run_cli(*base, "--apply", "--json")
+
+    assert usage.code == 2 and "--restart goes with --apply" in usage.err
+    body = json.loads(usage.out)
+    assert body["exit"] == 2 and body["error"] == "--restart goes with --apply"
+    assert body["mode"] == "check" and body["events"] == []
+    assert bad.code == 2 and json.loads(bad.out)["exit"] == 2
+    assert json.loads(bad.out)["events"], bad.out
+    assert _sha(daemon_json) == before
+
+
 def test_failed_restart_exits_1_after_writing(tmp_path: Path, run_cli: Run) -> None:
     daemon_json, base = _setup(tmp_path, TYPICAL, extra='restart_command: "false"')
     result = run_cli(*base, "--apply", "--restart")

@@ -7,8 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from nodeguard.journal.follow import follow_once
+from nodeguard.world import World
 from tests.conftest import REPO, run_cli
-from tests.journal.conftest import sample_entry, write_config
+from tests.journal.conftest import journal_config, sample_entry, write_config
 from tests.journal.journalfiles import Stream, append
 from tests.journal.samples import SAMPLES
 from tests.journal.seq import seq_entries, seq_journal_settings
@@ -85,7 +89,9 @@ def test_scan_since_in_the_future_is_a_usage_error_naming_the_argument(tmp_path:
     assert ok.code in (0, 1) and json.loads(ok.out)["matches"], ok.err
 
 
-def test_follow_once_twice_then_appended_entries_exactly_once(tmp_path: Path) -> None:
+def test_follow_once_reads_from_the_daemons_cursor_and_saves_nothing(tmp_path: Path) -> None:
+    """Without a saved cursor: the lookback, every time (nothing is saved, no state folder
+    made). With the daemon's cursor: from there, and again the same after an append."""
     directory = tmp_path / "journal"
     directory.mkdir()
     stream = Stream()
@@ -94,17 +100,25 @@ def test_follow_once_twice_then_appended_entries_exactly_once(tmp_path: Path) ->
     argv = ("-c", config, "--no-dropins", "journal", "follow", "--once")
 
     first, second = run_cli(*argv), run_cli(*argv)
+    no_state = not (tmp_path / "state").exists()
+    daemon_config = journal_config(tmp_path, directory, **seq_journal_settings(lookback=LONG_AGO))
+    follow_once(daemon_config, World())  # the daemon's follower saves its cursor
+    saved = (tmp_path / "state" / "journal.json").read_bytes()
     append(directory / "system.journal", seq_entries(stream, 5, 3))
-    third = run_cli(*argv, "--json")
+    third, fourth = run_cli(*argv, "--json"), run_cli(*argv, "--json")
+    since = run_cli(*argv, "--since", LONG_AGO)
 
-    assert first.code == second.code == third.code == 0
+    assert first.code == second.code == third.code == since.code == 0
     assert [line.rsplit("=", 1)[1] for line in first.out.splitlines()] == [
         f"{i:07d}" for i in range(5)
     ]
-    assert second.out == ""
+    assert second.out == first.out and no_state
     objects = [json.loads(line) for line in third.out.splitlines()]
     assert [o["message"][-11:] for o in objects] == [f"seq={i:07d}" for i in range(5, 8)]
     assert all(o["rule"] == "Seq" and o["cursor"].startswith("s=") for o in objects)
+    assert fourth.out == third.out
+    assert len(since.out.splitlines()) == 8  # --since: the daemon's cursor is not used
+    assert (tmp_path / "state" / "journal.json").read_bytes() == saved
 
 
 def test_usage_and_vacuum(tmp_path: Path) -> None:
@@ -156,9 +170,12 @@ def test_without_systemd_python_one_clear_message_and_the_rest_runs(tmp_path: Pa
 
 
 def test_a_lock_that_is_no_file_is_reported_never_a_traceback(tmp_path: Path) -> None:
-    """``journal.lock`` a folder, a symlink or a FIFO: one clear message naming it, exit 2,
-    no cursor saved."""
+    """``journal.lock`` a folder, a symlink or a FIFO: the daemon's follower reports it
+    naming it (no cursor saved); the CLI's ``journal follow`` takes no lock, so it reads
+    on and leaves the entry as it is."""
     import os
+
+    from nodeguard.state import LockUnusable
 
     directory = _samples_journal(tmp_path)
     config = write_config(tmp_path, directory, lookback=LONG_AGO)
@@ -167,8 +184,37 @@ def test_a_lock_that_is_no_file_is_reported_never_a_traceback(tmp_path: Path) ->
     lock = state / "journal.lock"
     for make in (lock.mkdir, lambda: lock.symlink_to("/etc/passwd"), lambda: os.mkfifo(lock)):
         make()
+        before = os.lstat(lock)
+        with pytest.raises(LockUnusable, match=r"journal\.lock"):
+            follow_once(journal_config(tmp_path, directory, lookback=LONG_AGO), World())
         result = run_cli("-c", config, "--no-dropins", "journal", "follow", "--once")
-        assert result.code == 2, result
-        assert "journal.lock" in result.err and "Traceback" not in result.err, result.err
+        assert result.code == 0 and "NoSpaceLeftOnDevice" in result.out, result
+        assert "Traceback" not in result.err, result.err
         assert not (state / "journal.json").exists()
+        after = os.lstat(lock)
+        assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
         lock.rmdir() if lock.is_dir() and not lock.is_symlink() else lock.unlink()
+
+
+def test_with_json_a_refusal_is_json_on_stdout_too(tmp_path: Path) -> None:
+    """A bad --since, an unsafe state folder, nothing to vacuum: with --json, stdout is
+    one JSON document (follow: one JSON line) with the error and the exit code; stderr
+    keeps the human line."""
+    directory = _samples_journal(tmp_path)
+    config = write_config(tmp_path, directory, lookback=LONG_AGO)
+    base = ("-c", config, "--no-dropins", "journal")
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o777)
+
+    since = run_cli(*base, "scan", "--since", "yesterdayish", "--json")
+    unsafe = run_cli(*base, "follow", "--once", "--json")
+    vacuum = run_cli(*base, "vacuum", "--json")
+
+    for result, code in ((since, 2), (unsafe, 2), (vacuum, 0)):
+        assert result.code == code, result
+        assert result.err.startswith("nodeguard: "), result.err
+        (line,) = result.out.splitlines() if result is unsafe else [result.out]
+        body = json.loads(line)
+        assert body["exit"] == code and body["error"] == result.err.strip()[len("nodeguard: ") :]
+    assert "unsafe state folder" in unsafe.err and not (state / "journal.json").exists()
