@@ -7,6 +7,7 @@ directories and every problem found on the way (none of which is fatal).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 from nodeguard.config.dockerrules import LogState
 from nodeguard.config.model import Config, Policy
 from nodeguard.containers.docker_logs import DockerContainer, scan_docker
-from nodeguard.containers.kubelet import KubeletLimits, kubelet_limits
+from nodeguard.containers.kubelet import KubeletLimits, kubelet_limits, kubelet_pod_uids
 from nodeguard.containers.layout import (
     ContainerLink,
     CriContainerDir,
@@ -100,6 +101,8 @@ class Inventory:
     problems: tuple[str, ...]
     now: float
     policy_conflicts: tuple[str, ...] = ()
+    kubelet_pods: frozenset[str] | None = None  # pod uids kubelet keeps a folder for
+    pods_root: tuple[int, int] | None = None  # the scanned pods root's device and inode
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,8 +123,10 @@ def take_inventory(
     roots = Roots(cfg.pods_dir, cfg.containers_dir, cfg.docker_root)
     problems: list[str] = []
     with open_root(roots.pods) as pods_fd:
+        pods_root = _identity(pods_fd)
         pods = scan_pods(roots, pods_fd, problems, progress)
         links = scan_links(roots, pods_fd, problems)
+    kubelet_pods = kubelet_pod_uids(cfg.kubelet_config)
     docker = scan_docker(roots.docker, problems, progress)
     limits = kubelet_limits(cfg.kubelet_config)
     problems += limits.problems
@@ -130,7 +135,8 @@ def take_inventory(
     problems += docker_refusals(docker or ())
     conflicts = policy_problems(config.policies, roots, limits, rows)
     rows.sort(key=lambda r: (-r.total_bytes, r.name, r.id))
-    orphans = find_orphans(pods, links, docker, now, cfg.remove_orphaned_pod_logs_after)
+    after = cfg.remove_orphaned_pod_logs_after
+    orphans = find_orphans(pods, links, docker, now, after, kubelet_pods=kubelet_pods)
     return Inventory(
         tuple(rows),
         tuple(orphans),
@@ -139,7 +145,16 @@ def take_inventory(
         tuple(problems),
         now,
         tuple(conflicts),
+        kubelet_pods,
+        pods_root,
     )
+
+
+def _identity(fd: int | None) -> tuple[int, int] | None:
+    if fd is None:
+        return None
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
 
 
 def cri_rows(pods: Sequence[PodDir], links: Sequence[ContainerLink]) -> list[ContainerRow]:

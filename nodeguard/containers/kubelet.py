@@ -7,6 +7,7 @@ nodeguard must know them so that its container policy stays above kubelet's
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -220,3 +221,33 @@ def _max_files(node: Node, problems: list[str]) -> int | None:
         problems.append(f"{where}: {files} must be greater than 1 (kubelet refuses to start)")
         return None
     return files
+
+
+KUBELET_PODS_CAP = 100_000  # names read from kubelet's pods folder at most
+
+
+def kubelet_pods_dir(kubelet_config: Path) -> Path:
+    """kubelet's pods folder: ``pods`` beside its configuration (``/var/lib/kubelet``)."""
+    return kubelet_config.parent / "pods"
+
+
+def kubelet_pod_uids(kubelet_config: Path) -> frozenset[str] | None:
+    """The uids of the pods kubelet still keeps a folder for (``<root>/pods/<uid>``);
+    None when that folder does not exist or cannot be read. A liveness signal only:
+    it can keep a pod's logs, never make them removable."""
+    try:
+        fd = os.open(kubelet_pods_dir(kubelet_config), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        names: set[str] = set()
+        with os.scandir(fd) as it:
+            for entry in it:
+                if len(names) >= KUBELET_PODS_CAP:
+                    return None  # not the whole list: no authority
+                names.add(entry.name)
+        return frozenset(names)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)

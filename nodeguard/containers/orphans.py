@@ -1,7 +1,8 @@
 """Pod log directories that no container refers to any more, and their removal.
 
 Rule: a pod directory is orphaned when no symlink in the containers directory
-names a path inside it and, when Docker is present, no running Docker container
+names a path inside it, kubelet keeps no folder for its pod UID (``<kubelet
+root>/pods/<uid>``) and, when Docker is present, no running Docker container
 carries its pod UID (label ``io.kubernetes.pod.uid``). Removal needs a configured
 minimum age, measured from the newest mtime of anything inside the directory, never
 follows a symlink, never crosses a mount, and removes only container log files: a
@@ -74,12 +75,14 @@ def find_orphans(
     docker: Sequence[DockerContainer] | None,
     now: float,
     remove_after: int | None,
+    *,
+    kubelet_pods: frozenset[str] | None = None,
 ) -> list[OrphanPodDir]:
     """The orphaned pod directories among ``pods``, oldest activity first."""
     linked = {link.target[0] for link in links}
     running_uids = {
         c.labels[POD_UID_LABEL] for c in docker or () if c.running and POD_UID_LABEL in c.labels
-    }
+    } | (kubelet_pods or frozenset())
     out: list[OrphanPodDir] = []
     for pod in pods:
         if pod.name in linked or (pod.ref is not None and pod.ref.uid in running_uids):
@@ -105,7 +108,9 @@ class RemovalUnsafe(RemovalRefused):
     """The folder holds something that is not ours to remove (a mount, a foreign file)."""
 
 
-def remove_pod_dir(pods_dir: Path, name: str, min_age: int, now: float) -> None:
+def remove_pod_dir(
+    pods_dir: Path, name: str, min_age: int, now: float, root: tuple[int, int] | None = None
+) -> None:
     """Delete ``pods_dir/name`` and the container logs in it, never following a symlink.
 
     The whole folder is checked first and refused as a whole (RemovalUnsafe, nothing
@@ -114,12 +119,16 @@ def remove_pod_dir(pods_dir: Path, name: str, min_age: int, now: float) -> None:
     mount of a folder or of a single file) or anything nodeguard does not recognise
     keeps it. The newest mtime inside is checked again too (too young: RemovalRefused).
     Each file is checked once more (same inode, same mount) right before its unlink.
+    With ``root`` (the device and inode the scan saw), the pods root opened now must be
+    that folder, owned by root and writable by nobody else (RemovalUnsafe otherwise).
     """
     if PodRef.parse(name) is None or "/" in name:
         raise RemovalRefused(f"{name!r} is not a pod log directory name")
     with open_root(pods_dir) as root_fd:
         if root_fd is None:
             raise RemovalRefused(f"{pods_dir} does not exist")
+        if root is not None:
+            _check_root(root_fd, pods_dir, root)
         pod_fd = os.open(name, DIR_FLAGS, dir_fd=root_fd)
         try:
             home = mount_of(pod_fd)
@@ -136,6 +145,14 @@ def remove_pod_dir(pods_dir: Path, name: str, min_age: int, now: float) -> None:
         finally:
             os.close(pod_fd)
         os.rmdir(name, dir_fd=root_fd)
+
+
+def _check_root(fd: int, pods_dir: Path, root: tuple[int, int]) -> None:
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != root:
+        raise RemovalUnsafe(f"{pods_dir} is no longer the folder that was scanned")
+    if st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise RemovalUnsafe(f"{pods_dir} can be changed by others than root")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 from nodeguard.config.model import Config
 from nodeguard.containers.inventory import ContainerRow, Inventory, take_inventory
+from nodeguard.containers.kubelet import kubelet_pods_dir
 from nodeguard.containers.orphans import OrphanPodDir, RemovalRefused, RemovalUnsafe, remove_pod_dir
 from nodeguard.containers.outcome import ContainersKind, ContainersOptions, ContainersResult
 from nodeguard.containers.samples import (
@@ -113,24 +114,56 @@ def _inventory_with_samples(config: Config, options: ContainersOptions, world: W
 
 
 def _remove_orphans(inventory: Inventory, config: Config, min_age: int, euid: int) -> Inventory:
-    """Remove the removable orphans under the pass lock. The state folder, the links
-    folder and the pods root must be ones only root can change (StateDirUnsafe naming
-    the component otherwise): their content decides what is removed."""
+    """Remove the removable orphans under the pass lock.
+
+    What says which pods live must be something only root can change (StateDirUnsafe
+    naming the component otherwise): the links folder, or kubelet's pods folder. With
+    the links folder and the pods root in folders root alone can change, both are
+    trusted as they are; otherwise (Ubuntu's /var/log is root:syslog 0775, so that
+    group could swap either) removal needs kubelet's pods folder trusted, and the pods
+    root must be the folder the scan read, owned by root, writable by nobody else.
+    """
     now = inventory.now
     done: list[OrphanPodDir] = []
     ensure_state_dir(config.state_dir, euid)
-    # The links folder says which pods live; the pods root is what gets removed.
-    check_trusted_dir(config.containers.containers_dir, euid)
-    check_trusted_dir(config.containers.pods_dir, euid)
+    untrusted = _log_folders_problem(config, euid)
+    root = None if untrusted is None else _kubelet_authority(inventory, config, untrusted, euid)
     with pass_lock(config.state_dir):
         for orphan in inventory.orphans:
-            done.append(_remove(orphan, config, min_age, now) if orphan.removable else orphan)
+            removable = orphan.removable
+            done.append(_remove(orphan, config, min_age, now, root) if removable else orphan)
     return replace(inventory, orphans=tuple(done))
 
 
-def _remove(orphan: OrphanPodDir, config: Config, min_age: int, now: float) -> OrphanPodDir:
+def _log_folders_problem(config: Config, euid: int) -> str | None:
+    """Why the links folder or the pods root could be changed by others than root."""
     try:
-        remove_pod_dir(config.containers.pods_dir, orphan.pod.name, min_age, now)
+        check_trusted_dir(config.containers.containers_dir, euid)
+        check_trusted_dir(config.containers.pods_dir, euid)
+    except StateDirUnsafe as exc:
+        return str(exc)
+    return None
+
+
+def _kubelet_authority(
+    inventory: Inventory, config: Config, why: str, euid: int
+) -> tuple[int, int]:
+    """The pods root's identity, once kubelet's pods folder vouches for which pods live."""
+    pods = kubelet_pods_dir(config.containers.kubelet_config)
+    if inventory.kubelet_pods is None or inventory.pods_root is None:
+        raise StateDirUnsafe(f"{why}, and {pods} cannot be read to tell which pods live")
+    try:
+        check_trusted_dir(pods, euid)
+    except StateDirUnsafe as exc:
+        raise StateDirUnsafe(f"{why}, and {exc}") from None
+    return inventory.pods_root
+
+
+def _remove(
+    orphan: OrphanPodDir, config: Config, min_age: int, now: float, root: tuple[int, int] | None
+) -> OrphanPodDir:
+    try:
+        remove_pod_dir(config.containers.pods_dir, orphan.pod.name, min_age, now, root)
     except RemovalUnsafe as exc:
         note = f"refused: {exc}; nothing removed"
         return replace(orphan, removable=False, refused=True, note=note)

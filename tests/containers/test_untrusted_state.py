@@ -194,3 +194,87 @@ def _remove_chain(top: Path) -> None:
         current = parent
     os.close(current)
     os.rmdir(top)
+
+
+GONE_UID = "dddddddd-0000-0000-0000-00000000000d"
+
+
+def _kubelet_knows(node: Node, *uids: str) -> Path:
+    """kubelet's pods folder beside its config, one folder per pod it still keeps."""
+    pods = node.kubelet.parent / "pods"
+    for uid in uids:
+        (pods / uid).mkdir(parents=True, mode=0o750)
+    return pods
+
+
+def _gone_pod(node: Node) -> Path:
+    node.cri("default", "gone", GONE_UID, "app", live=cri_lines(5), link=False)
+    pod = node.pods / f"default_gone_{GONE_UID}"
+    _age(pod, 10 * DAY)
+    return pod
+
+
+def test_ubuntu_var_log_with_kubelets_pods_folder_removes_only_real_orphans(node: Node) -> None:
+    """Ubuntu's /var/log is root:syslog 0775. kubelet's own pods folder, which only
+    root can change, then says which pods live: the quiet live pod stays, the pod
+    kubelet no longer knows goes."""
+    live = _quiet_live_pod(node)
+    gone = _gone_pod(node)
+    _kubelet_knows(node, LIVE_UID)
+    node.links.parent.chmod(0o775)
+
+    result = inventory_at(node, NOW, apply=True)
+
+    assert int(result.exit) == 0, [e.reason for e in result.events if e.severity >= 30]
+    assert (live / "app" / "0.log").read_bytes() == cri_lines(5)
+    assert not gone.exists()
+
+
+def test_an_empty_links_folder_swapped_in_cannot_outvote_kubelet(node: Node) -> None:
+    """Whoever swaps the links folder makes every pod look unlinked; kubelet's pods
+    folder still names the live one, so only the real orphan is removed."""
+    live = _quiet_live_pod(node)
+    gone = _gone_pod(node)
+    _kubelet_knows(node, LIVE_UID)
+    node.links.rename(node.links.with_name("containers.real"))
+    node.links.mkdir()
+    os.chown(node.links, NOBODY, NOBODY)
+
+    result = inventory_at(node, NOW, apply=True)
+
+    assert (live / "app" / "0.log").read_bytes() == cri_lines(5)
+    assert not gone.exists()
+    assert int(result.exit) == 0, [e.reason for e in result.events if e.severity >= 30]
+
+
+def test_a_kubelet_pods_folder_others_can_change_is_no_authority(node: Node) -> None:
+    live = _quiet_live_pod(node)
+    gone = _gone_pod(node)
+    kubelet_pods = _kubelet_knows(node, LIVE_UID)
+    os.chown(kubelet_pods, NOBODY, NOBODY)
+    node.links.parent.chmod(0o775)
+
+    result = inventory_at(node, NOW, apply=True)
+
+    assert (live / "app" / "0.log").exists() and gone.exists()
+    assert int(result.exit) == 2
+    [refusal] = result.of(ContainersKind.APPLY_REFUSED)
+    assert f"{node.links.parent}: writable by group or others" in refusal.reason
+    assert f"{kubelet_pods}: owned by uid {NOBODY}, not root" in refusal.reason
+
+
+def test_a_pods_root_that_is_not_the_scanned_folder_is_refused(node: Node) -> None:
+    from nodeguard.containers.orphans import RemovalUnsafe, remove_pod_dir
+
+    gone = _gone_pod(node)
+    other = node.root / "other"
+    other.mkdir()
+    st = other.stat()
+    with pytest.raises(RemovalUnsafe, match="no longer the folder that was scanned"):
+        remove_pod_dir(node.pods, gone.name, int(DAY), NOW, (st.st_dev, st.st_ino))
+    assert (gone / "app" / "0.log").exists()
+    node.pods.chmod(0o775)
+    st = node.pods.stat()
+    with pytest.raises(RemovalUnsafe, match="can be changed by others than root"):
+        remove_pod_dir(node.pods, gone.name, int(DAY), NOW, (st.st_dev, st.st_ino))
+    assert (gone / "app" / "0.log").exists()
