@@ -119,16 +119,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config, dropins=not args.no_dropins)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"nodeguard: {problem}", file=sys.stderr)
-        print(
-            f"nodeguard: configuration invalid ({len(exc.problems)} problem(s)); "
-            "nothing was changed",
-            file=sys.stderr,
-        )
-        return int(getattr(args, "config_error_exit", Exit.USAGE))
+        return _config_refused(args, exc)
     handler: Handler = getattr(args, "handler", None) or _HANDLERS[args.command]
     return handler(args, config)
+
+
+def _config_refused(args: argparse.Namespace, exc: ConfigError) -> int:
+    """Each problem on stderr; with --json, stdout still holds one JSON document."""
+    code = int(getattr(args, "config_error_exit", Exit.USAGE))
+    for problem in exc.problems:
+        print(f"nodeguard: {problem}", file=sys.stderr)
+    summary = f"configuration invalid ({len(exc.problems)} problem(s)); nothing was changed"
+    print(f"nodeguard: {summary}", file=sys.stderr)
+    if getattr(args, "json", False):
+        document = {"error": summary, "problems": list(exc.problems), "exit": code}
+        print(json.dumps(document, sort_keys=True))
+    return code
 
 
 def _command_word(argv: Sequence[str]) -> str | None:

@@ -179,6 +179,24 @@ def test_missing_explicit_config_file_exits_2(tmp_path: Path) -> None:
     assert "configuration invalid (1 problem(s)); nothing was changed" in result.err
 
 
+@pytest.mark.parametrize(
+    "command", [("rotate", "--json"), ("disk", "--json"), ("containers", "--json")]
+)
+def test_an_invalid_config_under_json_still_prints_one_json_document(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    bad = tmp_path / "ng.yaml"
+    bad.write_text("policies:\n  - {name: web, paths: [/x], max_size: 10m}\n")
+    bad.chmod(0o600)
+    result = run_cli("-c", bad, "--no-dropins", *command)
+    assert result.code == 2
+    document = json.loads(result.out)
+    assert document["exit"] == 2 and "configuration invalid" in document["error"]
+    [problem] = document["problems"]
+    assert f"{bad}:2:40: policies[0].max_size" in problem
+    assert problem in result.err
+
+
 def test_invalid_config_exits_2_listing_every_problem_and_changes_nothing(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()
