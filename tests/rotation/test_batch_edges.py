@@ -1,0 +1,125 @@
+"""The rename batch at its edges: names whose JSON is long, a folder gone after a crash.
+
+Each interrupted pass is a real ``nodeguard rotate`` subprocess that SIGKILLs itself at a
+batch fault point; the next pass must settle the record it left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nodeguard.rotation import naming
+from nodeguard.rotation.batch import Due, _chunks, _entries, _record
+from nodeguard.rotation.intents import BATCH_BUDGET
+from nodeguard.state import INTENT_READ_CAP
+from tests.conftest import VENV_BIN, make_config, numbered_lines, rotate_json
+
+# Legal file names whose JSON is longer than their length: every backslash and quote is
+# escaped to two characters, a character beyond the BMP to a surrogate pair (12).
+LONG_JSON_NAMES = ("\\" * 200, '"' * 200, "\U0001f600" * 50, "\\" * 100 + "\U0001f600" * 20)
+
+
+def killed_at(config: Path, fault: str) -> None:
+    env = {**os.environ, "NODEGUARD_FAULT": fault}
+    argv = [str(VENV_BIN / "nodeguard"), "-c", str(config), "--no-dropins", "rotate"]
+    proc = subprocess.run(argv, env=env, capture_output=True, check=False, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stdout.decode() + proc.stderr.decode()
+
+
+def policy(logs: Path, **keys: Any) -> dict[str, Any]:
+    return {
+        "name": "app",
+        "paths": [f"{logs}/*.log"],
+        "max_size": "1Ki",
+        "max_files": 100,
+        "method": "rename",
+        "compress": "none",
+        **keys,
+    }
+
+
+def intents_left(state: Path) -> list[str]:
+    top = state / "intents"
+    return sorted(str(p.relative_to(top)) for p in top.rglob("*.json")) if top.exists() else []
+
+
+@pytest.mark.parametrize("stem", LONG_JSON_NAMES, ids=["backslash", "quote", "emoji", "mixed"])
+def test_batch_records_of_names_with_long_json_stay_readable(tmp_path: Path, stem: str) -> None:
+    """Every record the batch writes must fit the 64 KiB that recovery reads, whatever
+    the names: a record it cannot read is quarantined and its renames never settled."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    names = [f"{stem}{k:03d}.log" for k in range(300)]
+    for name in names:
+        (logs / name).write_bytes(numbered_lines(name[-7:], 0, 40))
+    config = make_config(tmp_path, [policy(logs)])
+    killed_at(config, "batch.before-sync:1")
+    sizes = [p.stat().st_size for p in (tmp_path / "state" / "intents").glob("*.json")]
+    assert sizes and max(sizes) <= INTENT_READ_CAP, sizes
+    code, body = rotate_json(config)
+    assert code == 0, [f for f in body.get("files", body) if f.get("result") != "done"]
+    for name in names:
+        assert (logs / name).stat().st_size == 0, f"{name!r}: live file missing or not new"
+    assert intents_left(tmp_path / "state") == []
+
+
+@pytest.mark.parametrize("stem", LONG_JSON_NAMES, ids=["backslash", "quote", "emoji", "mixed"])
+def test_chunks_bound_the_json_of_every_record(tmp_path: Path, stem: str) -> None:
+    """The chunking's estimate is an upper bound of the record's real JSON length."""
+    from nodeguard.config.loader import load_config
+    from nodeguard.rotation import scan
+    from nodeguard.rotation.methods import LiveLog
+    from nodeguard.rotation.plan import Step
+
+    logs = tmp_path / ('\\"\U0001f600' * 20)
+    logs.mkdir()
+    config = load_config(make_config(tmp_path, [policy(logs)]), dropins=False)
+    found = scan.open_path(str(logs), lambda *a: None)
+    assert found is not None
+    dues = []
+    for k in range(200):
+        name = f"{stem}{k:03d}.log"
+        (logs / name).write_bytes(b"x")
+        st = os.stat(name, dir_fd=found.fd, follow_symlinks=False)
+        log = LiveLog(found, found, name, st)
+        step = Step("rotate", name, "due", target=f"{name}.20261201-000000")
+        dues.append(Due(log, [], [step]))
+    policy_model = config.policies[0]
+    for chunk in _chunks(_entries(policy_model, dues)):
+        record = _record(policy_model, chunk).as_record()
+        body = json.dumps({**record, "id": "0" * 32}, sort_keys=True).encode()
+        assert len(body) <= BATCH_BUDGET, (len(body), len(chunk))
+    os.close(found.fd)
+
+
+def test_a_batch_whose_folder_was_removed_after_the_crash_is_settled(tmp_path: Path) -> None:
+    """docs/crash-safety.md: a folder that is gone holds none of the recorded files; the
+    record ends (a pod's log folder is removed with its pod) instead of failing forever."""
+    logs = tmp_path / "pods" / "ns_pod_uid" / "app"
+    logs.mkdir(parents=True)
+    for k in range(5):
+        (logs / f"a{k}.log").write_bytes(numbered_lines(f"a{k}", 0, 40))
+    config = make_config(tmp_path, [policy(tmp_path / "pods" / "*" / "app")])
+    killed_at(config, "rename.after-rename:3")
+    assert intents_left(tmp_path / "state") != []
+    shutil.rmtree(tmp_path / "pods" / "ns_pod_uid")
+    code, body = rotate_json(config)
+    assert code == 0, body
+    recovered = [f for f in body["files"] if f["action"] == "recover"]
+    assert len(recovered) == 5 and {f["result"] for f in recovered} == {"done"}, recovered
+    assert intents_left(tmp_path / "state") == []
+
+
+def test_rotated_names_are_rotated_names(tmp_path: Path) -> None:
+    """Sanity for the names above: each is a live name whose rotated name parses."""
+    for stem in LONG_JSON_NAMES:
+        parsed = naming.parse(f"{stem}000.log.20261201-000000")
+        assert parsed is not None and parsed.base == f"{stem}000.log"
