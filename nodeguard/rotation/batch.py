@@ -10,6 +10,7 @@ a crash left as the rename it records. Crash decisions: docs/crash-safety.md.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import grp
 import os
@@ -171,8 +172,7 @@ def _rename(entry: _Entry, log: LiveLog, sync: _Durability, point: Callable[[str
             fsutil.rename_noreplace(r.fd, target, d.fd, name)  # swapped after the check
             sync.renamed()
             raise Changed(f"{entry.due.log.path} was replaced during rotation; left as it was")
-        i = entry.intent
-        fd = recovery.create_new(d.fd, name, i.mode, i.uid, i.gid)
+        fd = _create(entry, log, sync)
         if fd is not None:
             st = os.fstat(fd)
             entry.new_id = (st.st_dev, st.st_ino)
@@ -180,6 +180,21 @@ def _rename(entry: _Entry, log: LiveLog, sync: _Durability, point: Callable[[str
         point("rename.after-create")
     except (OSError, Changed) as exc:
         entry.error = exc
+
+
+def _create(entry: _Entry, log: LiveLog, sync: _Durability) -> int | None:
+    """The entry's new live file (None if the writer made one); if it cannot be made
+    (no free block or inode), the rename is undone so that retention can free space and
+    the rotation be tried again, instead of leaving no live file until the next pass."""
+    i, name, target = entry.intent, entry.due.log.name, entry.due.target
+    try:
+        return recovery.create_new(log.directory.fd, name, i.mode, i.uid, i.gid)
+    except OSError:
+        with contextlib.suppress(OSError):  # a file is there now: settled as after a crash
+            fsutil.rename_noreplace(log.rotated_dir.fd, target, log.directory.fd, name)
+            entry.renamed = False
+            sync.renamed()
+        raise
 
 
 class _Durability:

@@ -123,3 +123,43 @@ def test_rotated_names_are_rotated_names(tmp_path: Path) -> None:
     for stem in LONG_JSON_NAMES:
         parsed = naming.parse(f"{stem}000.log.20261201-000000")
         assert parsed is not None and parsed.base == f"{stem}000.log"
+
+
+def test_no_free_inode_for_the_new_live_files_is_settled_once_retention_frees_some(
+    tmp_path: Path,
+) -> None:
+    """A folder of due logs on a filesystem with no free inode: each rename works, each
+    new live file fails (ENOSPC). Retention then frees inodes and the rotation is tried
+    again: by the end of the pass every live file exists again, postrotate ran for
+    each, and no record is left (the writers were told to reopen)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,nr_inodes=64", "tmpfs", mnt], check=True)
+    try:
+        logs = mnt / "logs"
+        logs.mkdir()
+        names = [f"app{k}.log" for k in range(3)]
+        for name in names:
+            (logs / name).write_bytes(numbered_lines(name, 0, 40))
+            for day in (1, 2, 3):
+                (logs / f"{name}.2024010{day}-000000").write_bytes(b"old\n")
+        for k in range(1000):  # every inode left
+            try:
+                (mnt / f"f{k}").touch()
+            except OSError:
+                break
+        ran = tmp_path / "postrotate.txt"
+        hook = f'echo "$1" >> {ran}'
+        config = make_config(tmp_path, [policy(logs, max_files=2, postrotate=hook)])
+        code, body = rotate_json(config)
+        for name in names:
+            assert (logs / name).exists(), f"{name}: live file missing after the pass: {body}"
+            rotated = [r for r in map(naming.parse, os.listdir(logs)) if r and r.base == name]
+            assert len(rotated) == 1, rotated  # max_files 2: the live file and this one
+            assert (logs / rotated[0].name).read_bytes() == numbered_lines(name, 0, 40)
+        assert body["summary"] == {"rotate:failed": 3, "remove:done": 9, "rotate:done": 3}, body
+        assert code == 1  # the failed first tries are reported
+        assert sorted(set(ran.read_text().split())) == sorted(str(logs / n) for n in names)
+        assert intents_left(tmp_path / "state") == []
+    finally:
+        subprocess.run(["umount", "-l", mnt], check=False)
