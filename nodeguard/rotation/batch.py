@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from nodeguard import fsutil
 from nodeguard.config.model import Policy
-from nodeguard.rotation import faults, naming, recovery, steps
+from nodeguard.rotation import faults, naming, ordering, recovery, steps
 from nodeguard.rotation.context import PolicyContext, Rotation, Sink
 from nodeguard.rotation.intents import (
     BATCH_BUDGET,
@@ -200,8 +200,8 @@ def _create(entry: _Entry, log: LiveLog, sync: _Durability) -> int | None:
 class _Durability:
     """What makes a folder's renames and creates durable, once for the folder.
 
-    On ext4 and xfs an fsync persists every metadata change made before it on the
-    filesystem (fsutil.ORDERED_FS), so one fsync of the inode holding the newest change
+    On ext4 with a journal and xfs an fsync persists every metadata change made before it
+    on the filesystem (:mod:`ordering`), so one fsync of the inode holding the newest change
     does: the last new live file (its fchmod) or, if a rename came after it, the
     folder. Elsewhere each new live file is fsynced, then the folder. A separate
     rotated folder is fsynced too (ext4 without a journal persists only the folder of
@@ -210,7 +210,7 @@ class _Durability:
 
     def __init__(self, live_fd: int, rotated_fd: int) -> None:
         self.live_fd, self.rotated_fd = live_fd, rotated_fd
-        self.ordered = fsutil.fsync_covers_entries(live_fd)
+        self.ordered = ordering.fsync_orders(live_fd)
         a, b = os.fstat(live_fd), os.fstat(rotated_fd)
         self.same = (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
         self.moved = False

@@ -23,7 +23,7 @@ from pathlib import Path
 from nodeguard import fsutil
 from nodeguard.config.model import Config
 from nodeguard.events import Event
-from nodeguard.rotation import faults, lossless, scan
+from nodeguard.rotation import faults, lossless, ordering, scan
 from nodeguard.rotation.intents import (
     AnyIntent,
     CopytruncateIntent,
@@ -389,10 +389,10 @@ def create_live(dir_fd: int, name: str, mode: int, uid: int, gid: int) -> bool:
         return False
     ordered = False
     try:
-        # After fchown/fchmod, so owner and mode are durable with the file; on ext4/xfs
-        # this also persists its entry and the rename before it (fsutil.ORDERED_FS).
+        # After fchown/fchmod, so owner and mode are durable with the file; on ext4 with
+        # a journal and xfs this also persists its entry and the rename before it.
         os.fsync(fd)
-        ordered = fsutil.fsync_covers_entries(fd)
+        ordered = ordering.fsync_orders(fd)
     finally:
         os.close(fd)
     if not ordered:

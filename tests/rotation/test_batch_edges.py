@@ -21,6 +21,7 @@ from nodeguard.rotation.batch import Due, _chunks, _entries, _record
 from nodeguard.rotation.intents import BATCH_BUDGET
 from nodeguard.state import INTENT_READ_CAP
 from tests.conftest import VENV_BIN, make_config, numbered_lines, rotate_json
+from tests.fsimages import ext4_image, require_tool
 
 # Legal file names whose JSON is longer than their length: every backslash and quote is
 # escaped to two characters, a character beyond the BMP to a surrogate pair (12).
@@ -163,3 +164,77 @@ def test_no_free_inode_for_the_new_live_files_is_settled_once_retention_frees_so
         assert intents_left(tmp_path / "state") == []
     finally:
         subprocess.run(["umount", "-l", mnt], check=False)
+
+
+ODD_NAMES = (b"new\nline.log", b"\xff\xfe-latin1-\xe9.log", b"tab\there.log", b"plain.log")
+
+
+@pytest.mark.parametrize("point", ["rename.after-rename:2", "batch.before-sync:1"])
+def test_names_with_newlines_and_non_utf8_bytes_survive_a_crash_in_the_batch(
+    tmp_path: Path, point: str
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    raw = os.fsencode(logs)
+    for name in ODD_NAMES:
+        with open(raw + b"/" + name, "wb") as handle:
+            handle.write(numbered_lines("x", 0, 40))
+    ran = tmp_path / "postrotate.txt"
+    config = make_config(tmp_path, [policy(logs, postrotate=f'printf "%s\\\\0" "$1" >> {ran}')])
+    killed_at(config, point)
+    for args in ((), ("--json",)):
+        argv = [str(VENV_BIN / "nodeguard"), "-c", str(config), "--no-dropins", "rotate", *args]
+        done = subprocess.run(argv, capture_output=True, check=False, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert b"Traceback" not in done.stderr
+    listing = os.listdir(raw)
+    for name in ODD_NAMES:
+        assert os.stat(raw + b"/" + name).st_size == 0, name
+        rotated = [n for n in listing if n.startswith(name + b".") and n != name]
+        assert len(rotated) == 1, (name, rotated)
+        assert Path(os.fsdecode(raw + b"/" + rotated[0])).read_bytes() == numbered_lines("x", 0, 40)
+    hooks = set(ran.read_bytes().split(b"\0"))
+    assert {raw + b"/" + n for n in ODD_NAMES} <= hooks
+    assert intents_left(tmp_path / "state") == []
+
+
+def _traced_pass(config: Path, trace: Path) -> list[str]:
+    strace = require_tool("strace", "strace")
+    argv = [strace, "-f", "-qq", "-o", str(trace), "-e", "trace=fsync,renameat2,unlinkat"]
+    argv += [str(VENV_BIN / "nodeguard"), "-c", str(config), "--no-dropins", "rotate"]
+    done = subprocess.run(argv, capture_output=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    return trace.read_text().splitlines()
+
+
+def test_ext4_without_a_journal_gets_an_fsync_per_new_live_file(tmp_path: Path) -> None:
+    """Without a journal, ext4 writes back no other inode on an fsync (only the file's
+    and its new entry's folder): one fsync cannot persist every new live file's owner
+    and mode, so each is fsynced, then the folder, as on any unordered filesystem."""
+    with ext4_image(tmp_path / "img", size_mb=32, options=("-O", "^has_journal")) as fs:
+        logs = fs.path / "logs"
+        logs.mkdir()
+        for k in range(10):
+            (logs / f"a{k}.log").write_bytes(numbered_lines(f"a{k}", 0, 40))
+        calls = _traced_pass(make_config(tmp_path, [policy(logs)]), tmp_path / "trace")
+        fsyncs = [c for c in calls if "fsync(" in c]
+        assert len(fsyncs) >= 11, fsyncs
+
+
+def test_ext4_without_a_journal_persists_the_gz_before_the_plain_file_goes(
+    tmp_path: Path,
+) -> None:
+    """Without a journal nothing orders the .gz's rename before the plain file's unlink:
+    the folder is fsynced between them, or a power cut can keep the unlink and lose the
+    rename (the next pass would then remove the .gz's temporary file as debris)."""
+    with ext4_image(tmp_path / "img", size_mb=32, options=("-O", "^has_journal")) as fs:
+        logs = fs.path / "logs"
+        logs.mkdir()
+        (logs / "a.log.20240101-000000").write_bytes(numbered_lines("a", 0, 400))
+        (logs / "a.log").write_bytes(b"")
+        config = make_config(tmp_path, [policy(logs, compress="gzip")])
+        calls = _traced_pass(config, tmp_path / "trace")
+        moves = [c for c in calls if "renameat2(" in c or "unlinkat(" in c or "fsync(" in c]
+        rename = next(i for i, c in enumerate(moves) if ".gz" in c and "renameat2(" in c)
+        unlink = next(i for i, c in enumerate(moves) if '000000"' in c and "unlinkat(" in c)
+        assert any("fsync(" in c for c in moves[rename:unlink]), moves[rename : unlink + 1]
