@@ -18,6 +18,7 @@ from nodeguard import fsutil
 EXT4_MAGIC = 0xEF53
 XFS_MAGIC = 0x58465342
 SYSFS = "/sys"
+PROC = "/proc"
 
 
 def fsync_orders(fd: int) -> bool:
@@ -32,13 +33,18 @@ def fsync_orders(fd: int) -> bool:
 def ext4_journaled(dev: int) -> bool:
     """Whether the ext4 filesystem on device ``dev`` runs a journal (False if unknown).
 
-    Looked up each time, not cached: a loop or device-mapper number is reused by the next
-    filesystem mounted on it.
+    ``journal_task`` exists since Linux 5.x; before it, jbd2's own /proc folder for the
+    device's internal journal (inode 8) tells. Looked up each time, not cached: a loop
+    or device-mapper number is reused by the next filesystem mounted on it.
     """
     try:
         block = os.path.basename(os.readlink(f"{SYSFS}/dev/block/{os.major(dev)}:{os.minor(dev)}"))
+    except OSError:
+        return False
+    try:
         with open(f"{SYSFS}/fs/ext4/{block}/journal_task", encoding="ascii") as handle:
-            task = handle.read(64).strip()
+            return handle.read(64).strip().isdigit()
+    except FileNotFoundError:
+        return os.path.isdir(f"{PROC}/fs/jbd2/{block}-8")
     except (OSError, ValueError):
         return False
-    return task.isdigit()
