@@ -238,3 +238,26 @@ def test_ext4_without_a_journal_persists_the_gz_before_the_plain_file_goes(
         rename = next(i for i, c in enumerate(moves) if ".gz" in c and "renameat2(" in c)
         unlink = next(i for i, c in enumerate(moves) if '000000"' in c and "unlinkat(" in c)
         assert any("fsync(" in c for c in moves[rename:unlink]), moves[rename : unlink + 1]
+
+
+def test_a_folder_of_more_logs_than_one_record_holds_survives_a_crash_in_a_later_record(
+    tmp_path: Path,
+) -> None:
+    """2100 due logs: several records (2000 entries and 56 KiB at most each); killed
+    inside a later one, the next pass settles it and rotates nothing twice."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    count = 2100
+    for k in range(count):
+        (logs / f"l{k:04d}.log").write_bytes(b"%05d\n" % k * 300)
+    config = make_config(tmp_path, [policy(logs)])
+    killed_at(config, "rename.after-rename:2050")
+    records = [json.loads(p.read_bytes()) for p in (tmp_path / "state" / "intents").glob("*.json")]
+    assert len(records) == 1 and 0 < len(records[0]["entries"]) <= 2000
+    code, body = rotate_json(config)
+    assert code == 0, [f for f in body["files"] if f["result"] != "done"][:5]
+    listing = os.listdir(logs)
+    assert len(listing) == 2 * count
+    for k in range(count):
+        assert (logs / f"l{k:04d}.log").stat().st_size == 0
+    assert intents_left(tmp_path / "state") == []
