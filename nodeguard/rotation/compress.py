@@ -159,9 +159,14 @@ def _check_source(
         raise NotSettled("it was replaced since its writers were looked up")
 
 
-def _settled_or_drop(src: int, st: os.stat_result, dir_fd: int, gz: str) -> None:
-    """Raise NotSettled, after removing ``gz``, if the source changed since ``st``."""
+def _settled_or_drop(
+    src: int, st: os.stat_result, dir_fd: int, gz: str, name: str | None = None
+) -> None:
+    """Raise NotSettled, after removing ``gz``, if the source changed since ``st`` (or,
+    with ``name``, that name no longer holds it)."""
     changed = verify.changed_since(src, st)
+    if changed is None and name is not None:
+        changed = verify.renamed_since(dir_fd, name, st)
     if changed is not None:
         _remove_quietly(gz, dir_fd)
         raise NotSettled(changed)
@@ -183,7 +188,7 @@ def _publish(src: int, st: os.stat_result, dir_fd: int, tmp: str, name: str) -> 
     if not ordered:
         os.fsync(dir_fd)
     faults.point("compress.after-rename")
-    _settled_or_drop(src, st, dir_fd, out_name)  # the .gz is ours: rename never replaces
+    _settled_or_drop(src, st, dir_fd, out_name, name)  # the .gz is ours: never replaced
     os.unlink(name, dir_fd=dir_fd)
     if not ordered:
         os.fsync(dir_fd)
