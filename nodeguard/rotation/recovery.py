@@ -178,13 +178,13 @@ def settle_batch(intent: RenameBatchIntent, replay: Replay) -> list[Event]:
 
 
 def _folder_at(path: str) -> tuple[int, int] | str | None:
-    """The identity of the folder at ``path``; None if there is none (a component is
-    missing, or a symlink a pass would refuse leads elsewhere); "?" if it cannot be
-    told now (each entry's own settling then says why, and the record stays)."""
-    failed: list[scan.ScanProblem] = []
-    opened = scan.open_path(path, lambda p, kind, r: failed.append(kind))
+    """The identity of the folder at ``path``; None if a component is missing; "?" if
+    it cannot be told now (a symlink a pass refuses, an error: each entry's own settling
+    then says why, and the record stays until the path leads to a folder again)."""
+    problems: list[scan.ScanProblem] = []
+    opened = scan.open_path(path, lambda p, kind, r: problems.append(kind))
     if opened is None:
-        return "?" if scan.ScanProblem.FAILED in failed else None
+        return "?" if problems else None
     st = os.fstat(opened.fd)
     os.close(opened.fd)
     return st.st_dev, st.st_ino
