@@ -10,6 +10,7 @@ a crash left as the rename it records. Crash decisions: docs/crash-safety.md.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import grp
 import os
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 from nodeguard import fsutil
 from nodeguard.config.model import Policy
-from nodeguard.rotation import faults, naming, recovery, steps
+from nodeguard.rotation import faults, naming, ordering, recovery, steps
 from nodeguard.rotation.context import PolicyContext, Rotation, Sink
 from nodeguard.rotation.intents import (
     BATCH_BUDGET,
@@ -171,8 +172,7 @@ def _rename(entry: _Entry, log: LiveLog, sync: _Durability, point: Callable[[str
             fsutil.rename_noreplace(r.fd, target, d.fd, name)  # swapped after the check
             sync.renamed()
             raise Changed(f"{entry.due.log.path} was replaced during rotation; left as it was")
-        i = entry.intent
-        fd = recovery.create_new(d.fd, name, i.mode, i.uid, i.gid)
+        fd = _create(entry, log, sync)
         if fd is not None:
             st = os.fstat(fd)
             entry.new_id = (st.st_dev, st.st_ino)
@@ -182,11 +182,26 @@ def _rename(entry: _Entry, log: LiveLog, sync: _Durability, point: Callable[[str
         entry.error = exc
 
 
+def _create(entry: _Entry, log: LiveLog, sync: _Durability) -> int | None:
+    """The entry's new live file (None if the writer made one); if it cannot be made
+    (no free block or inode), the rename is undone so that retention can free space and
+    the rotation be tried again, instead of leaving no live file until the next pass."""
+    i, name, target = entry.intent, entry.due.log.name, entry.due.target
+    try:
+        return recovery.create_new(log.directory.fd, name, i.mode, i.uid, i.gid)
+    except OSError:
+        with contextlib.suppress(OSError):  # a file is there now: settled as after a crash
+            fsutil.rename_noreplace(log.rotated_dir.fd, target, log.directory.fd, name)
+            entry.renamed = False
+            sync.renamed()
+        raise
+
+
 class _Durability:
     """What makes a folder's renames and creates durable, once for the folder.
 
-    On ext4 and xfs an fsync persists every metadata change made before it on the
-    filesystem (fsutil.ORDERED_FS), so one fsync of the inode holding the newest change
+    On ext4 with a journal and xfs an fsync persists every metadata change made before it
+    on the filesystem (:mod:`ordering`), so one fsync of the inode holding the newest change
     does: the last new live file (its fchmod) or, if a rename came after it, the
     folder. Elsewhere each new live file is fsynced, then the folder. A separate
     rotated folder is fsynced too (ext4 without a journal persists only the folder of
@@ -195,7 +210,7 @@ class _Durability:
 
     def __init__(self, live_fd: int, rotated_fd: int) -> None:
         self.live_fd, self.rotated_fd = live_fd, rotated_fd
-        self.ordered = fsutil.fsync_covers_entries(live_fd)
+        self.ordered = ordering.fsync_orders(live_fd)
         a, b = os.fstat(live_fd), os.fstat(rotated_fd)
         self.same = (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
         self.moved = False

@@ -26,8 +26,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from nodeguard.fsutil import fsync_covers_entries, rename_noreplace
-from nodeguard.rotation import faults, verify
+from nodeguard.fsutil import rename_noreplace
+from nodeguard.rotation import faults, ordering, verify
 from nodeguard.rotation.naming import temp_name
 
 CHUNK = 1 << 20  # read size of the streaming encoders
@@ -159,9 +159,14 @@ def _check_source(
         raise NotSettled("it was replaced since its writers were looked up")
 
 
-def _settled_or_drop(src: int, st: os.stat_result, dir_fd: int, gz: str) -> None:
-    """Raise NotSettled, after removing ``gz``, if the source changed since ``st``."""
+def _settled_or_drop(
+    src: int, st: os.stat_result, dir_fd: int, gz: str, name: str | None = None
+) -> None:
+    """Raise NotSettled, after removing ``gz``, if the source changed since ``st`` (or,
+    with ``name``, that name no longer holds it)."""
     changed = verify.changed_since(src, st)
+    if changed is None and name is not None:
+        changed = verify.renamed_since(dir_fd, name, st)
     if changed is not None:
         _remove_quietly(gz, dir_fd)
         raise NotSettled(changed)
@@ -170,10 +175,11 @@ def _settled_or_drop(src: int, st: os.stat_result, dir_fd: int, gz: str) -> None
 def _publish(src: int, st: os.stat_result, dir_fd: int, tmp: str, name: str) -> None:
     """Rename the complete temp to ``name.gz``, then remove the plain file if unchanged."""
     out_name = name + ".gz"
-    # ext4 and xfs persist metadata changes in order: the unlink is never durable without
-    # the rename before it, and a plain file that comes back after a crash beside its
-    # complete .gz is removed by the next pass. Elsewhere each step is fsynced.
-    ordered = fsync_covers_entries(dir_fd)
+    # ext4 with a journal and xfs persist metadata changes in order: the unlink is never
+    # durable without the rename before it, and a plain file that comes back after a
+    # crash beside its complete .gz is removed by the next pass. Elsewhere (ext4 without
+    # a journal too) each step is fsynced.
+    ordered = ordering.fsync_orders(dir_fd)
     try:
         rename_noreplace(dir_fd, tmp, dir_fd, out_name)
     except OSError:
@@ -182,7 +188,7 @@ def _publish(src: int, st: os.stat_result, dir_fd: int, tmp: str, name: str) -> 
     if not ordered:
         os.fsync(dir_fd)
     faults.point("compress.after-rename")
-    _settled_or_drop(src, st, dir_fd, out_name)  # the .gz is ours: rename never replaces
+    _settled_or_drop(src, st, dir_fd, out_name, name)  # the .gz is ours: never replaced
     os.unlink(name, dir_fd=dir_fd)
     if not ordered:
         os.fsync(dir_fd)

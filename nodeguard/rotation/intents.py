@@ -10,6 +10,7 @@ record describes a step the configuration could have taken.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -176,7 +177,12 @@ def entry_cost(live: str, final: str) -> int:
 
 
 def _text_cost(text: str) -> int:
-    return len(text) + 2 if text.isascii() and text.isprintable() else 6 * len(text) + 2
+    """The length of ``text`` as a JSON string: a quote or a backslash takes two
+    characters, a character beyond the BMP twelve (a surrogate pair), so only plain
+    text is counted by its length."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return len(text) + 2
+    return len(json.dumps(text))
 
 
 Intent = RenameIntent | CopytruncateIntent | LosslessIntent

@@ -23,7 +23,7 @@ from pathlib import Path
 from nodeguard import fsutil
 from nodeguard.config.model import Config
 from nodeguard.events import Event
-from nodeguard.rotation import faults, lossless, scan
+from nodeguard.rotation import faults, lossless, ordering, scan
 from nodeguard.rotation.intents import (
     AnyIntent,
     CopytruncateIntent,
@@ -167,17 +167,27 @@ def settle_batch(intent: RenameBatchIntent, replay: Replay) -> list[Event]:
     """Each entry of a batch settled as the rename it records, independently.
 
     A folder that is no longer the recorded one (removed, replaced) holds none of the
-    recorded files: every entry is then left as it is.
+    recorded files: every entry is then left as it is and the record ends.
     """
-    try:
-        with open_dir(intent.directory) as fd:
-            st = os.fstat(fd)
-    except OSError:
-        st = None  # each entry's own settling says why
-    if st is not None and (st.st_dev, st.st_ino) != (intent.dev, intent.ino):
-        why = "rename interrupted by a crash; nothing to do: the folder was replaced"
+    found = _folder_at(intent.directory)
+    if found is None or (isinstance(found, tuple) and found != (intent.dev, intent.ino)):
+        what = "is gone" if found is None else "was replaced"
+        why = f"rename interrupted by a crash; nothing to do: the folder {what}"
         return [_event(entry, DONE, why) for entry in intent.entries]
     return [settle_one(entry, replay) for entry in intent.entries]
+
+
+def _folder_at(path: str) -> tuple[int, int] | str | None:
+    """The identity of the folder at ``path``; None if a component is missing; "?" if
+    it cannot be told now (a symlink a pass refuses, an error: each entry's own settling
+    then says why, and the record stays until the path leads to a folder again)."""
+    problems: list[scan.ScanProblem] = []
+    opened = scan.open_path(path, lambda p, kind, r: problems.append(kind))
+    if opened is None:
+        return "?" if problems else None
+    st = os.fstat(opened.fd)
+    os.close(opened.fd)
+    return st.st_dev, st.st_ino
 
 
 def settle_open(intents: OpenIntents, replay: Replay) -> list[Event]:
@@ -379,10 +389,10 @@ def create_live(dir_fd: int, name: str, mode: int, uid: int, gid: int) -> bool:
         return False
     ordered = False
     try:
-        # After fchown/fchmod, so owner and mode are durable with the file; on ext4/xfs
-        # this also persists its entry and the rename before it (fsutil.ORDERED_FS).
+        # After fchown/fchmod, so owner and mode are durable with the file; on ext4 with
+        # a journal and xfs this also persists its entry and the rename before it.
         os.fsync(fd)
-        ordered = fsutil.fsync_covers_entries(fd)
+        ordered = ordering.fsync_orders(fd)
     finally:
         os.close(fd)
     if not ordered:

@@ -48,6 +48,18 @@ def changed_since(fd: int, read: os.stat_result) -> str | None:
     return None
 
 
+def renamed_since(dir_fd: int, name: str, read: os.stat_result) -> str | None:
+    """None when ``name`` in ``dir_fd`` still names the file ``read`` describes; otherwise
+    what happened to it (the plain file is removed by name, so this is checked first)."""
+    try:
+        now = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return "it was moved away while it was compressed"
+    if (now.st_dev, now.st_ino) != (read.st_dev, read.st_ino):
+        return "it was replaced by another file of its name while it was compressed"
+    return None
+
+
 def gzip_mismatch(dir_fd: int, plain: str, gz: str) -> str | None:
     """None when ``gz`` holds exactly ``plain``'s bytes; otherwise why it does not."""
     try:

@@ -202,3 +202,31 @@ def test_su_policy_sees_writers_of_other_users(
         assert content == DATA + b"late-line\n"
     finally:
         shutil.rmtree(top)
+
+
+def test_plain_file_replaced_while_compressed_is_not_removed(
+    tmp_path: Path, logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plain file is removed by name: if another file took that name while the .gz
+    was written (moved aside, a new one written there), that other file stays, and the
+    .gz, which does not hold it, is dropped."""
+    (logs / "app.log").write_bytes(b"live\n")
+    (logs / ROTATED).write_bytes(DATA)
+    conf = make_config(tmp_path, [policy(logs)])
+    real_point = faults.point
+
+    def swap(name: str) -> None:
+        if name == "compress.after-rename" and not (logs / "aside").exists():
+            os.rename(logs / ROTATED, logs / "aside")
+            (logs / ROTATED).write_bytes(b"other\n")
+        real_point(name)
+
+    monkeypatch.setattr(faults, "point", swap)
+    code, body = rotate_json(conf)
+    monkeypatch.undo()
+    (record,) = compress_records(body)
+    assert (logs / ROTATED).read_bytes() == b"other\n", record
+    assert (logs / "aside").read_bytes() == DATA
+    assert record["result"] == "skipped" and "replaced" in record["reason"], record
+    assert not (logs / f"{ROTATED}.gz").exists()
+    assert code == 0, body
