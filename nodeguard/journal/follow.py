@@ -24,6 +24,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+from nodeguard import faults
 from nodeguard.config.model import Config
 from nodeguard.config.sections.journal import JournalConfig
 from nodeguard.events import Event, Severity
@@ -34,7 +35,6 @@ from nodeguard.journal.rules import Evaluator, RuleSet, RuleState, rule_state_fr
 from nodeguard.journal.state import FollowState
 from nodeguard.journal.textlogs import TextLogReader
 from nodeguard.progress import NO_PROGRESS, Progress
-from nodeguard.rotation import faults
 from nodeguard.state import check_state_dir, ensure_state_dir
 from nodeguard.world import World
 

@@ -19,9 +19,9 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from nodeguard import fsutil
+from nodeguard import faults, fsutil
 from nodeguard.config.model import Policy
-from nodeguard.rotation import faults, naming, ordering, recovery, steps
+from nodeguard.rotation import naming, ordering, recovery, steps
 from nodeguard.rotation.context import PolicyContext, Rotation, Sink
 from nodeguard.rotation.intents import (
     BATCH_BUDGET,

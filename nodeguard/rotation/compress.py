@@ -26,8 +26,9 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from nodeguard import faults
 from nodeguard.fsutil import rename_noreplace
-from nodeguard.rotation import faults, ordering, verify
+from nodeguard.rotation import ordering, verify
 from nodeguard.rotation.naming import temp_name
 
 CHUNK = 1 << 20  # read size of the streaming encoders

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nodeguard import faults
 from nodeguard.config.model import Policy
 from nodeguard.fsutil import rename_noreplace
-from nodeguard.rotation import faults, lossless, naming, scan, sparse
+from nodeguard.rotation import lossless, naming, scan, sparse
 from nodeguard.rotation.intents import CopytruncateIntent, LosslessIntent, OpenIntents
 
 _RDWR_FLAGS = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC

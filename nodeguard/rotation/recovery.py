@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from nodeguard import fsutil
+from nodeguard import faults, fsutil
 from nodeguard.config.model import Config
 from nodeguard.events import Event
-from nodeguard.rotation import faults, lossless, ordering, scan
+from nodeguard.rotation import lossless, ordering, scan
 from nodeguard.rotation.intents import (
     AnyIntent,
     CopytruncateIntent,

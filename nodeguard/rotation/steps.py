@@ -12,9 +12,10 @@ import os
 import stat
 from collections.abc import Callable
 
+from nodeguard import faults
 from nodeguard.config.model import Policy
 from nodeguard.events import Event
-from nodeguard.rotation import faults, naming, recovery, verify
+from nodeguard.rotation import naming, recovery, verify
 from nodeguard.rotation.checks import roots_of
 from nodeguard.rotation.compress import NotSettled, gzip_file
 from nodeguard.rotation.context import PolicyContext, Rotation, Sink

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from nodeguard.rotation import faults
+from nodeguard import faults
 from tests.conftest import make_config, nodeguard_history, numbered_lines, rotate_json
 
 DATA = numbered_lines("w", 0, 200)

@@ -9,12 +9,13 @@ import sys
 
 import pytest
 
-from nodeguard.rotation import compress, faults
+from nodeguard import faults
+from nodeguard.rotation import compress
 from tests.conftest import REPO
 
 SET_AFTER_IMPORT = """
 import os
-from nodeguard.rotation import faults
+from nodeguard import faults
 os.environ["NODEGUARD_FAULT"] = "trial.point:2"
 faults.point("other.point")
 faults.point("trial.point")
