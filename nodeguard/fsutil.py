@@ -145,15 +145,14 @@ def create_durable(dir_fd: int, name: str, data: bytes, mode: int) -> None:
     """Create ``name`` (O_EXCL) holding ``data``; return once file and entry are durable.
 
     One fsync where it also persists the entry (ext4, xfs), else a second one of the
-    directory. A crash before it returns leaves the file empty or whole (``data`` is
-    written in one call and must be smaller than a page), or absent.
+    directory. A crash before it returns leaves the file absent, empty, whole, or (data
+    of several pages) cut at a page: readers treat a cut record as torn.
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(name, flags, mode, dir_fd=dir_fd)
     try:
         os.fchmod(fd, mode)
-        if os.write(fd, data) != len(data):
-            raise OSError(errno.EIO, "short write", name)
+        _write_all(fd, data)  # a full disk stops it with ENOSPC, not a short count
         os.fsync(fd)
         ordered = fsync_covers_entries(fd)
     except BaseException:
@@ -164,6 +163,12 @@ def create_durable(dir_fd: int, name: str, data: bytes, mode: int) -> None:
     os.close(fd)
     if not ordered:
         os.fsync(dir_fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def rename_noreplace(src_dir_fd: int, src: str, dst_dir_fd: int, dst: str) -> None:

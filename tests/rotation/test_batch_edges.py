@@ -263,12 +263,6 @@ def test_a_folder_of_more_logs_than_one_record_holds_survives_a_crash_in_a_later
     assert intents_left(tmp_path / "state") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fsutil.create_durable (not rotation's file) raises EIO 'short write' when a "
-    "write of several pages stops at ENOSPC; it should write the rest, so that the next "
-    "write raises the real error",
-)
 def test_a_batch_record_cut_short_by_a_full_state_disk_is_a_lack_of_space(tmp_path: Path) -> None:
     """A record of many pages on a state filesystem with a few pages left is written
     short: that is ENOSPC (the rotations wait for space, the retry after retention
