@@ -121,7 +121,9 @@ def nodeguard_history(directory: Path, live: str) -> tuple[list[str], bytes]:
 def rotate_json(config: Path, *args: str) -> tuple[int, dict[str, Any]]:
     """``nodeguard -c CONFIG --no-dropins rotate --json ARGS``: exit code and parsed report."""
     result = run_cli("-c", config, "--no-dropins", "rotate", "--json", *args)
-    body: dict[str, Any] = json.loads(result.out) if result.out else {"err": result.err}
+    body: dict[str, Any] = json.loads(result.out) if result.out else {}
+    if not body or "error" in body:  # refused: the reasons are on stderr too
+        body["err"] = result.err
     return result.code, body
 
 

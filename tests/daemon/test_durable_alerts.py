@@ -92,5 +92,9 @@ def test_a_match_reaches_alertmanager_long_before_the_disk_and_alerts_intervals(
         append(journal / "system.journal", [stream.service("kubelet.service", "kubelet", EVICTING)])
         (alert,) = wait_for(lambda: am_alerts(url, ALERT), 60, "the alert with 1h intervals")
         assert alert["labels"]["kind"] == "match"
-        assert part_runs(conf, "disk") >= 2 and part_runs(conf, "alerts") >= 2
+        wait_for(  # the status file is written a moment after a part ends
+            lambda: part_runs(conf, "disk") >= 2 and part_runs(conf, "alerts") >= 2,
+            30,
+            "the extra evaluation and delivery runs in the status",
+        )
         assert daemon.stop() == 0
