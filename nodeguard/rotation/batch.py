@@ -69,7 +69,10 @@ def rotate_batch(pc: PolicyContext, sink: Sink, dues: list[Due]) -> list[Rotatio
     """Rotate the due logs of one folder (same policy); their outcomes, in order."""
     if not dues:
         return []
-    entries = _entries(pc.policy, dues)
+    try:
+        entries = _entries(pc.policy, dues)
+    except KeyError as exc:  # checked when the config loaded; removed from the host since
+        return [_unknown_owner(sink, due, exc) for due in dues]
     outcomes: list[Rotation] = []
     for chunk in _chunks(entries):
         outcomes += _rotate_chunk(pc, sink, chunk)
@@ -97,6 +100,14 @@ def _entries(policy: Policy, dues: list[Due]) -> list[_Entry]:
         )
         out.append(_Entry(due, intent))
     return out
+
+
+def _unknown_owner(sink: Sink, due: Due, exc: KeyError) -> Rotation:
+    """A ``create`` owner or group that no longer exists: nothing is renamed."""
+    detail = exc.args[0] if exc.args else exc
+    why = f"create: {detail} (removed from this host since the config loaded); nothing renamed"
+    sink.add(due.log.path, RotationKind.ROTATE, FAILED, why, bytes_before=due.log.st.st_size)
+    return Rotation.FAILED
 
 
 def _chunks(entries: list[_Entry]) -> Iterator[list[_Entry]]:

@@ -31,8 +31,15 @@ from nodeguard.rotation.intents import IntentStore
 from nodeguard.rotation.logrotate_conf import covered_paths
 from nodeguard.rotation.methods import LiveLog
 from nodeguard.rotation.plan import Step, plan_log, rotate_due
-from nodeguard.rotation.privilege import PassResult, run_as
-from nodeguard.rotation.report import FAILED, REFUSED, SKIPPED, Report, RotationKind
+from nodeguard.rotation.privilege import PassResult, missing_su, run_as
+from nodeguard.rotation.report import (
+    FAILED,
+    REFUSED,
+    SKIPPED,
+    Report,
+    RotationKind,
+    rotation_event,
+)
 from nodeguard.rotation.scan import ScanProblem
 from nodeguard.world import World
 
@@ -84,6 +91,17 @@ def _policy_pass(ctx: PassContext, policy: Policy, seen: dict[tuple[int, int], s
     """One policy's pass, as the policy's ``su`` user when it has one (and we are root)."""
     writers = Writers(ctx.world.proc_root)
     if policy.su is None or ctx.world.euid != 0:
+        return run_policy(ctx, policy, seen, writers)
+    gone = missing_su(policy.su)
+    if gone is not None:
+        return [rotation_event(policy.name, "", RotationKind.SU, FAILED, gone)], {}
+    return _su_pass(ctx, policy, seen, writers)
+
+
+def _su_pass(
+    ctx: PassContext, policy: Policy, seen: dict[tuple[int, int], str], writers: Writers
+) -> PassResult:
+    if policy.su is None:  # the caller checked; this narrows the type
         return run_policy(ctx, policy, seen, writers)
     if policy.method != "rename" or policy.compress != "none":
         writers.ready()  # the user cannot see other users' processes: look now, as root

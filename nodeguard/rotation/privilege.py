@@ -31,6 +31,17 @@ Handled = dict[tuple[int, int], str]
 PassResult = tuple[Sequence[Entry], Handled]  # a pass's events and kept files
 
 
+def missing_su(su: tuple[str, str]) -> str | None:
+    """Why the ``su`` user or group cannot be used now: checked when the config loaded,
+    but a daemon keeps its config while users come and go."""
+    try:
+        pwd.getpwnam(su[0])
+        grp.getgrnam(su[1])
+    except KeyError as exc:
+        return f"su {su[0]}:{su[1]}: {exc.args[0] if exc.args else exc}; policy skipped"
+    return None
+
+
 def run_as(
     user_group: tuple[str, str], job: Callable[[], PassResult], policy: str = "?"
 ) -> tuple[list[Event], Handled]:

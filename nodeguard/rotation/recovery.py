@@ -38,7 +38,7 @@ from nodeguard.rotation.intents import (
     belongs,
     parse,
 )
-from nodeguard.rotation.privilege import run_as
+from nodeguard.rotation.privilege import missing_su, run_as
 from nodeguard.rotation.report import DONE, FAILED, RotationKind, result_of, rotation_event
 from nodeguard.state import INTENT_READ_CAP, IntentJournal, read_capped
 
@@ -108,7 +108,8 @@ def _recover_in(fd: int, replay: Replay) -> tuple[list[Event], dict[tuple[int, i
 def _su_users(config: Config, euid: int) -> list[tuple[str, str]]:
     if euid != 0:
         return []  # not root: every policy ran in this process, with the main records
-    return sorted({p.su for p in config.policies if p.su is not None})
+    # A user removed since the config loaded: its records wait (the pass says why).
+    return sorted({p.su for p in config.policies if p.su is not None and not missing_su(p.su)})
 
 
 def su_dir_name(su: tuple[str, str]) -> str:

@@ -280,3 +280,64 @@ def test_a_batch_record_cut_short_by_a_full_state_disk_is_a_lack_of_space(tmp_pa
         assert errors == {"No space left on device (ENOSPC)"}, errors
         assert code == 1
         assert len(os.listdir(logs)) == 200  # nothing renamed
+
+
+def test_a_create_owner_removed_from_the_host_fails_those_logs_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """The loader checks that ``create.owner`` exists; a user deleted afterwards (the
+    daemon keeps its config) must fail the rotation of those logs, not the pass."""
+    from dataclasses import replace
+
+    from nodeguard.config.loader import load_config
+    from nodeguard.rotation.context import PassOptions
+    from nodeguard.rotation.report import RotationKind
+    from nodeguard.rotation.runner import run_rotation_pass
+    from nodeguard.world import World
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for k in range(3):
+        (logs / f"l{k}.log").write_bytes(numbered_lines("x", 0, 40))
+    conf = make_config(tmp_path, [policy(logs, create={"owner": "root", "group": "root"})])
+    config = load_config(conf, dropins=False)
+    [app] = config.policies
+    assert app.create is not None
+    gone = replace(app, create=replace(app.create, owner="nodeguard-user-deleted-since"))
+    config = replace(config, policies=(gone,))
+    before = {p.name: p.read_bytes() for p in logs.iterdir()}
+
+    report = run_rotation_pass(config, PassOptions(), World())
+
+    failed = [e for e in report.events if e.kind is RotationKind.ROTATE]
+    assert len(failed) == 3 and all(e.facts["result"] == "failed" for e in failed)
+    assert all("nodeguard-user-deleted-since" in e.reason for e in failed), failed
+    assert {p.name: p.read_bytes() for p in logs.iterdir()} == before
+    assert intents_left(tmp_path / "state") == []
+
+
+def test_an_su_user_removed_from_the_host_skips_that_policy_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    from nodeguard.config.loader import load_config
+    from nodeguard.rotation.context import PassOptions
+    from nodeguard.rotation.report import RotationKind
+    from nodeguard.rotation.runner import run_rotation_pass
+    from nodeguard.world import World
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "l.log").write_bytes(numbered_lines("x", 0, 40))
+    conf = make_config(tmp_path, [policy(logs, su=["root", "root"])])
+    config = load_config(conf, dropins=False)
+    [app] = config.policies
+    config = replace(config, policies=(replace(app, su=("nodeguard-su-deleted", "root")),))
+    before = (logs / "l.log").read_bytes()
+
+    report = run_rotation_pass(config, PassOptions(), World())
+
+    [event] = [e for e in report.events if e.kind is RotationKind.SU]
+    assert event.facts["result"] == "failed" and "nodeguard-su-deleted" in event.reason
+    assert (logs / "l.log").read_bytes() == before and os.listdir(logs) == ["l.log"]
