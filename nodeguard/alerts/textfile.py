@@ -25,11 +25,10 @@ from pathlib import Path
 from nodeguard.alerts.metrics import render_text
 from nodeguard.alerts.registry import Batch, DeliveryError
 from nodeguard.config.model import Config
-from nodeguard.fsutil import unique_temp_name
+from nodeguard.fsutil import create_durable, unique_temp_name
 from nodeguard.world import World
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class TextfileRefused(Exception):
@@ -98,18 +97,7 @@ def _check_fd(fd: int, folder: Path, euid: int) -> None:
 def write_at(dir_fd: int, name: str, data: bytes) -> None:
     """Replace ``name`` in ``dir_fd`` with ``data``: temp, fsync, renameat, fsync folder."""
     tmp = unique_temp_name(name)
-    fd = os.open(tmp, FILE_FLAGS, 0o600, dir_fd=dir_fd)
-    try:
-        with os.fdopen(fd, "wb", closefd=False) as handle:
-            handle.write(data)
-        os.fchmod(fd, 0o644)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp, dir_fd=dir_fd)
-        raise
-    os.close(fd)
+    create_durable(dir_fd, tmp, data, 0o644)  # removed again if it fails
     try:
         os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
