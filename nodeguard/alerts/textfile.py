@@ -1,8 +1,9 @@
 """The Prometheus textfile collector: nodeguard's metrics in a ``.prom`` file.
 
-Written through the folder's directory fd, never by path: the folder is opened with
-O_NOFOLLOW|O_DIRECTORY and must be, on that fd, owned by root (or us) and not writable
-by group or others; no symlink on the way may belong to anybody but root. The file is
+Written through the folder's directory fd, never by path: the folder is opened one
+component at a time as the rotation scan opens a literal path (a symlink only if root
+made it in a folder only root can change) and must be, on that fd, owned by root (or
+us) and not writable by group or others. The file is
 created under a unique hidden temp name in that fd, fsynced, renamed over the old one
 within the same fd (renameat), and the folder fsynced. A folder swapped for a symlink,
 or one anybody can write, cannot redirect the write: it is refused with an event naming
@@ -16,7 +17,6 @@ collector would look.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -26,9 +26,8 @@ from nodeguard.alerts.metrics import render_text
 from nodeguard.alerts.registry import Batch, DeliveryError
 from nodeguard.config.model import Config
 from nodeguard.fsutil import create_durable, unique_temp_name
+from nodeguard.rotation import scan
 from nodeguard.world import World
-
-DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class TextfileRefused(Exception):
@@ -52,35 +51,29 @@ def send(batch: Batch, config: Config, world: World) -> None:
 
 @contextlib.contextmanager
 def open_folder(folder: Path, euid: int) -> Iterator[int]:
-    """The checked folder's fd (TextfileRefused naming the path when it is unsafe)."""
+    """The checked folder's fd (TextfileRefused naming the path when it is unsafe).
+
+    Opened component by component as the rotation scan opens a literal path
+    (:func:`nodeguard.rotation.scan.open_path`): no symlink followed unless root made it
+    in a folder only root can change, so nothing swapped in on the way redirects it.
+    """
     if not folder.is_dir() and not folder.is_symlink():
         raise TextfileRefused(
             f"{folder} does not exist (node_exporter's textfile collector folder)"
         )
-    _refuse_foreign_symlinks(folder)
+    problems: list[str] = []
+    directory = scan.open_path(
+        os.path.abspath(folder),
+        lambda path, kind, why: problems.append(scan.describe(path, kind, why)),
+    )
+    if directory is None:
+        why = problems[0] if problems else f"{folder}: cannot be opened"
+        raise TextfileRefused(f"unsafe textfile folder: {why}")
     try:
-        fd = os.open(folder, DIR_FLAGS)
-    except OSError as exc:
-        why = "a symlink" if exc.errno in (errno.ELOOP, errno.ENOTDIR) else exc.strerror
-        raise TextfileRefused(f"unsafe textfile folder: {folder}: {why}") from None
-    try:
-        _check_fd(fd, folder, euid)
-        yield fd
+        _check_fd(directory.fd, folder, euid)
+        yield directory.fd
     finally:
-        os.close(fd)
-
-
-def _refuse_foreign_symlinks(folder: Path) -> None:
-    """A symlink on the way to the folder that is not root's could lead anywhere."""
-    path = Path(os.path.abspath(folder))
-    for part in [Path(*path.parts[: i + 1]) for i in range(1, len(path.parts))]:
-        try:
-            st = os.lstat(part)
-        except OSError as exc:
-            raise TextfileRefused(f"unsafe textfile folder: {part}: {exc.strerror}") from None
-        if stat.S_ISLNK(st.st_mode) and (st.st_uid != 0 or part == path):
-            owner = "" if st.st_uid == 0 else f" owned by uid {st.st_uid}"
-            raise TextfileRefused(f"unsafe textfile folder: {part}: a symlink{owner}")
+        os.close(directory.fd)
 
 
 def _check_fd(fd: int, folder: Path, euid: int) -> None:

@@ -95,28 +95,31 @@ def _policy_pass(ctx: PassContext, policy: Policy, seen: dict[tuple[int, int], s
     gone = missing_su(policy.su)
     if gone is not None:
         return [rotation_event(policy.name, "", RotationKind.SU, FAILED, gone)], {}
-    return _su_pass(ctx, policy, seen, writers)
+    return _su_pass(ctx, policy, policy.su, seen, writers)
 
 
 def _su_pass(
-    ctx: PassContext, policy: Policy, seen: dict[tuple[int, int], str], writers: Writers
+    ctx: PassContext,
+    policy: Policy,
+    su: tuple[str, str],
+    seen: dict[tuple[int, int], str],
+    writers: Writers,
 ) -> PassResult:
-    if policy.su is None:  # the caller checked; this narrows the type
-        return run_policy(ctx, policy, seen, writers)
+    """The policy's pass in a child running as ``su`` (its intents in su's own folder)."""
     if policy.method != "rename" or policy.compress != "none":
         writers.ready()  # the user cannot see other users' processes: look now, as root
-    user_world = replace(ctx.world, euid=_uid_of(policy.su))
+    user_world = replace(ctx.world, euid=_uid_of(su))
     if ctx.intents is None:
         user_ctx = replace(ctx, world=user_world)
-        return run_as(policy.su, lambda: run_policy(user_ctx, policy, seen, writers), policy.name)
-    fd = recovery.su_directory(ctx.intents, policy.su)
+        return run_as(su, lambda: run_policy(user_ctx, policy, seen, writers), policy.name)
+    fd = recovery.su_directory(ctx.intents, su)
 
     def in_child() -> PassResult:  # a fresh context in the child: nothing shared is changed
         child = replace(ctx, world=user_world, intents=recovery.cwd_intents(fd))
         return run_policy(child, policy, seen, writers)
 
     try:
-        return run_as(policy.su, in_child, policy.name)
+        return run_as(su, in_child, policy.name)
     finally:
         os.close(fd)
 

@@ -1,7 +1,8 @@
 """The Prometheus textfile is written through its folder's fd, never by path, on real
-folders: a symlinked folder and one anybody can write are refused with the path named
-(``run --once`` exits 2, nothing written anywhere); a folder swapped for a symlink after
-it was opened still gets the file in the folder that was checked, never in the target."""
+folders: a folder reached through another user's symlink and one anybody can write are
+refused with the path named (``run --once`` exits 2, nothing written anywhere); a folder
+swapped for a symlink after it was opened still gets the file in the folder that was
+checked, never in the target. Root's own symlink in root's folder is root's choice."""
 
 from __future__ import annotations
 
@@ -35,19 +36,36 @@ def test_a_safe_folder_gets_the_metrics(tmp_path: Path) -> None:
     assert [p.name for p in folder.iterdir()] == [NAME]  # no temp left behind
 
 
-def test_a_symlinked_folder_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
+def test_a_folder_symlinked_by_another_user_is_refused_and_its_target_untouched(
+    tmp_path: Path,
+) -> None:
     victim = tmp_path / "victim"
     victim.mkdir(mode=0o755)
     (victim / NAME).write_text("precious\n")
     link = tmp_path / "textfile"
     link.symlink_to(victim)
+    os.chown(link, 65534, 65534, follow_symlinks=False)
     before = tree_digest(victim)
     code, alerts = once(tmp_path, link)
     assert code == 2, alerts
     assert alerts["refused"] == ["textfile"], alerts
     error = alerts["failed"]["textfile"]
-    assert f"{link}: a symlink" in error and "unsafe textfile folder" in error, error
+    assert f"{link}: refused: directory is a symlink that a non-root user" in error, error
+    assert "unsafe textfile folder" in error, error
     assert tree_digest(victim) == before
+
+
+def test_roots_own_symlink_to_a_data_disk_folder_is_followed(tmp_path: Path) -> None:
+    """/var/lib/prometheus/node-exporter -> /data/node-exporter, made by root in a folder
+    only root can change: the metrics land in the target."""
+    tmp_path.chmod(0o755)
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    link = tmp_path / "textfile"
+    link.symlink_to(data)
+    code, alerts = once(tmp_path, link)
+    assert code == 0, alerts
+    assert "nodeguard_filesystem_avail_bytes{" in (data / NAME).read_text()
 
 
 def test_a_root_folder_under_another_users_parent_gets_the_metrics(tmp_path: Path) -> None:
@@ -75,7 +93,8 @@ def test_a_symlink_of_another_user_on_the_way_is_refused(tmp_path: Path) -> None
     before = tree_digest(victim)
     code, alerts = once(tmp_path, link / "node-exporter")
     assert code == 2, alerts
-    assert f"{link}: a symlink owned by uid 65534" in alerts["failed"]["textfile"], alerts
+    error = alerts["failed"]["textfile"]
+    assert f"{link}: refused: directory is a symlink that a non-root user" in error, alerts
     assert tree_digest(victim) == before
 
 
