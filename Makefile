@@ -32,10 +32,17 @@ build-deps:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-# The source files (tracked and new, never ignored ones) copied into a staging tree.
+# The source files: tracked and new, never ignored ones, in a git checkout; in an export
+# without .git (git archive, a release tarball) every file but the build's own output.
+SOURCE_FILES := { git ls-files -co --exclude-standard 2>/dev/null \
+	|| find . \( -name .git -o -name .venv -o -name __pycache__ -o -name '*.egg-info' \
+		-o -name '.*_cache' -o -path ./build -o -path ./dist \) -prune -o -type f -print \
+		| sed 's|^\./||'; }
+
+# The source files copied into a staging tree.
 define stage_sources
 	rm -rf $(1) && mkdir -p $(1)
-	git ls-files -co --exclude-standard | grep -v '^packaging/debian/' \
+	$(SOURCE_FILES) | grep -v '^packaging/debian/' \
 		| while IFS= read -r f; do [ -e "$$f" ] && printf '%s\n' "$$f"; done \
 		| tar -cf - --verbatim-files-from -T - | tar -xf - -C $(1)
 endef
